@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(
 	build-essential pkg-config
-	libjson-c-dev libsystemd-dev
+	libjson-c-dev libsystemd-dev libcmocka-dev
 	clang llvm                      # sanitizer and fuzzer builds
 )
 test_pkgs=(

@@ -1,0 +1,100 @@
+# panicbroker: one `make` builds the userspace parts into build/ (and the
+# guest module when kernel headers for KDIR exist); `make check` runs the
+# unit tests under ASan/UBSan and the real-QEMU end-to-end tests.
+
+BUILD    ?= build
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PYTHON   ?= /usr/bin/python3
+KDIR     ?= /lib/modules/$(shell uname -r)/build
+PKGS     := json-c libsystemd
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+            -Wstrict-prototypes -Wno-format-nonliteral
+PB_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) -Ihostd -Iinclude $(PKG_CFLAGS) \
+            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -MMD -MP
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all
+
+LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c
+DAEMON_SRCS := vm.c panicbrokerd.c
+PBCTL_SRCS  := pbctl.c
+UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+# $(call objs,VARIANT,SRCS)
+objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
+
+.PHONY: all userspace module guests asan unit check e2e demo clean help
+all: userspace module
+
+userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl
+
+help:
+	@echo "make              build build/panicbrokerd, build/pbctl (and the module if KDIR has headers)"
+	@echo "make demo         boot a demo guest, panic it, show what panicbrokerd recorded"
+	@echo "make check        unit tests (ASan/UBSan) + end-to-end tests on real QEMU"
+	@echo "make guests       build the test-bed guests for the installed Debian kernels"
+	@echo "make module KDIR=/usr/src/linux-headers-<version>   build guest-driver/panicbroker.ko"
+
+$(BUILD)/obj/%.o: hostd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(PB_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/asan/%.o: hostd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(PB_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/asan/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(PB_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/panicbrokerd: $(call objs,obj,$(LIB_SRCS) $(DAEMON_SRCS))
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Sanitized builds: the daemon the end-to-end tests run, and the unit tests.
+asan: $(BUILD)/asan/panicbrokerd $(BUILD)/asan/pbctl $(addprefix $(BUILD)/asan/,$(UNIT_TESTS))
+
+$(BUILD)/asan/panicbrokerd: $(call objs,asan,$(LIB_SRCS) $(DAEMON_SRCS))
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/asan/pbctl: $(call objs,asan,$(LIB_SRCS) $(PBCTL_SRCS))
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS))
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+unit: asan
+	@set -e; for t in $(UNIT_TESTS); do \
+		echo "== $$t"; $(BUILD)/asan/$$t; \
+	done
+
+module:
+	@if [ -d "$(KDIR)" ]; then \
+		$(MAKE) -C guest-driver KDIR=$(KDIR); \
+	else \
+		echo "make: no kernel headers at $(KDIR): guest module not built" \
+		     "(make module KDIR=/usr/src/linux-headers-<version>, or make guests)"; \
+	fi
+
+guests:
+	tests/guest/build-guests.sh --out $(BUILD)/guest
+
+e2e: userspace asan guests
+	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests/e2e
+
+check: userspace unit e2e
+
+demo: userspace guests
+	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/demo.py
+
+clean:
+	rm -rf $(BUILD)
+	-$(MAKE) -C guest-driver clean KDIR=$(KDIR) >/dev/null 2>&1
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

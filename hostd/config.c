@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "config.h"
+#include "log.h"
+
+#define CFG_LINE_MAX 4096
+#define CFG_KDUMP_TIMEOUT_MAX_SEC (7 * 24 * 3600ULL)
+
+static const char *const final_action_names[] = {
+	[FINAL_ACTION_RESTART] = "restart",
+	[FINAL_ACTION_POWEROFF] = "poweroff",
+	[FINAL_ACTION_PRESERVE] = "preserve",
+};
+
+const char *final_action_to_string(enum final_action a)
+{
+	return final_action_names[a];
+}
+
+int final_action_from_string(const char *s)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(final_action_names); i++)
+		if (strcmp(s, final_action_names[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+_printf_(3, 4) static int cfg_fail(char *err, size_t errlen, const char *fmt,
+				   ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+void cfg_init(struct config *cfg)
+{
+	*cfg = (struct config){ .log_level = LOG_INFO };
+}
+
+void cfg_free(struct config *cfg)
+{
+	free(cfg->spool);
+	free(cfg->vms);
+	*cfg = (struct config){ 0 };
+}
+
+/* One VM spec key: parses @value into @vm. */
+struct cfg_vm_key {
+	const char *key;
+	int (*parse)(struct vm_config *vm, const char *value, char *err,
+		     size_t errlen);
+};
+
+static int cfg_vm_qmp(struct vm_config *vm, const char *value, char *err,
+		      size_t errlen)
+{
+	size_t n = strlen(value);
+
+	if (n == 0)
+		return cfg_fail(err, errlen, "qmp= needs a socket path");
+	if (n > CFG_QMP_PATH_MAX)
+		return cfg_fail(err, errlen,
+				"qmp= path is %zu bytes, longer than a unix socket allows (%zu)",
+				n, CFG_QMP_PATH_MAX);
+	memcpy(vm->qmp_path, value, n + 1);
+	return 0;
+}
+
+static int cfg_vm_final_action(struct vm_config *vm, const char *value,
+			       char *err, size_t errlen)
+{
+	int a = final_action_from_string(value);
+
+	if (a < 0)
+		return cfg_fail(err, errlen,
+				"final_action must be restart, poweroff or preserve, not '%s'",
+				value);
+	vm->final_action = (enum final_action)a;
+	return 0;
+}
+
+static int cfg_vm_kdump_timeout(struct vm_config *vm, const char *value,
+				char *err, size_t errlen)
+{
+	uint64_t sec;
+
+	if (parse_u64(value, 1, CFG_KDUMP_TIMEOUT_MAX_SEC, &sec) < 0)
+		return cfg_fail(err, errlen,
+				"kdump_timeout must be whole seconds from 1 to %llu, not '%s'",
+				CFG_KDUMP_TIMEOUT_MAX_SEC, value);
+	vm->kdump_timeout_usec = sec * USEC_PER_SEC;
+	return 0;
+}
+
+static const struct cfg_vm_key cfg_vm_keys[] = {
+	{ "qmp", cfg_vm_qmp },
+	{ "final_action", cfg_vm_final_action },
+	{ "kdump_timeout", cfg_vm_kdump_timeout },
+};
+
+int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
+		      size_t errlen)
+{
+	_cleanup_free_ char *copy = strdup(spec);
+	unsigned int seen = 0;
+	struct vm_config vm = {
+		.final_action = FINAL_ACTION_RESTART,
+		.kdump_timeout_usec = CFG_DEFAULT_KDUMP_TIMEOUT_SEC * USEC_PER_SEC,
+	};
+	char *save = NULL, *tok, *name;
+
+	if (!copy)
+		return -ENOMEM;
+	name = strtok_r(copy, ",", &save);
+	if (!name || spec[0] == ',')
+		return cfg_fail(err, errlen, "VM spec '%s' does not start with a name", spec);
+	if (!name_is_valid(name))
+		return cfg_fail(err, errlen,
+				"VM name '%s' is not 1-%d characters of A-Z a-z 0-9 . _ - (not starting with . or -)",
+				name, VM_NAME_MAX);
+	strcpy(vm.name, name);
+
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(tok, '=');
+		size_t i;
+		int r;
+
+		if (!eq)
+			return cfg_fail(err, errlen,
+					"VM %s: '%s' is not key=value", vm.name, tok);
+		*eq = '\0';
+		for (i = 0; i < ARRAY_SIZE(cfg_vm_keys); i++)
+			if (strcmp(tok, cfg_vm_keys[i].key) == 0)
+				break;
+		if (i == ARRAY_SIZE(cfg_vm_keys))
+			return cfg_fail(err, errlen,
+					"VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout)",
+					vm.name, tok);
+		if (seen & (1u << i))
+			return cfg_fail(err, errlen, "VM %s: key '%s' given twice",
+					vm.name, tok);
+		seen |= 1u << i;
+		r = cfg_vm_keys[i].parse(&vm, eq + 1, err, errlen);
+		if (r < 0) {
+			char reason[CFG_ERR_MAX];
+
+			snprintf(reason, sizeof(reason), "%s", err);
+			snprintf(err, errlen, "VM %s: %s", vm.name, reason);
+			return r;
+		}
+	}
+	if (!(seen & 1u))
+		return cfg_fail(err, errlen, "VM %s: qmp=PATH is required", vm.name);
+	*ret = vm;
+	return 0;
+}
+
+static int cfg_add_vm(struct config *cfg, const char *spec, char *err,
+		      size_t errlen)
+{
+	struct vm_config vm, *vms;
+	int r;
+
+	r = cfg_parse_vm_spec(spec, &vm, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < cfg->n_vms; i++) {
+		if (strcmp(cfg->vms[i].name, vm.name) == 0)
+			return cfg_fail(err, errlen, "VM %s is configured twice", vm.name);
+		if (strcmp(cfg->vms[i].qmp_path, vm.qmp_path) == 0)
+			return cfg_fail(err, errlen,
+					"VMs %s and %s share the QMP socket %s",
+					cfg->vms[i].name, vm.name, vm.qmp_path);
+	}
+	if (cfg->n_vms >= CFG_MAX_VMS)
+		return cfg_fail(err, errlen, "more than %d VMs", CFG_MAX_VMS);
+	vms = realloc(cfg->vms, (cfg->n_vms + 1) * sizeof(*vms));
+	if (!vms)
+		return -ENOMEM;
+	vms[cfg->n_vms++] = vm;
+	cfg->vms = vms;
+	return 0;
+}
+
+int cfg_set_option(struct config *cfg, const char *key, const char *value,
+		   char *err, size_t errlen)
+{
+	if (strcmp(key, "vm") == 0)
+		return cfg_add_vm(cfg, value, err, errlen);
+	if (strcmp(key, "spool") == 0) {
+		char *s;
+
+		if (!*value)
+			return cfg_fail(err, errlen, "spool needs a directory");
+		s = strdup(value);
+		if (!s)
+			return -ENOMEM;
+		free(cfg->spool);
+		cfg->spool = s;
+		return 0;
+	}
+	if (strcmp(key, "log-level") == 0) {
+		int l = log_parse_level(value);
+
+		if (l < 0)
+			return cfg_fail(err, errlen,
+					"log-level must be error, warning, notice, info or debug, not '%s'",
+					value);
+		cfg->log_level = l;
+		return 0;
+	}
+	return cfg_fail(err, errlen, "unknown option '%s' (known: spool, vm, log-level)",
+			key);
+}
+
+static char *cfg_strip(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
+			   end[-1] == '\n' || end[-1] == '\r'))
+		*--end = '\0';
+	return s;
+}
+
+static void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+int cfg_load_file(struct config *cfg, const char *path, char *err,
+		  size_t errlen)
+{
+	_cleanup_(fclosep) FILE *f = fopen(path, "re");
+	char line[CFG_LINE_MAX];
+	unsigned int lineno = 0;
+
+	if (!f) {
+		int r = -errno;
+
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return r;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char reason[CFG_ERR_MAX], *s, *key, *value;
+		int r;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f))
+			return cfg_fail(err, errlen, "%s:%u: line longer than %d bytes",
+					path, lineno, CFG_LINE_MAX - 2);
+		s = cfg_strip(line);
+		if (*s == '#' || *s == '\0')
+			continue;
+		key = s;
+		value = key + strcspn(key, " \t");
+		if (*value)
+			*value++ = '\0';
+		value = cfg_strip(value);
+		r = cfg_set_option(cfg, key, value, reason, sizeof(reason));
+		if (r < 0) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
+			return r;
+		}
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		return -EIO;
+	}
+	return 0;
+}

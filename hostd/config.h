@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * panicbrokerd configuration: the same options on the command line
+ * ("--vm SPEC") and in a configuration file ("vm SPEC"), one parser for both.
+ *
+ * A VM spec is NAME,key=value[,key=value...]; see panicbrokerd(8).
+ * Errors: negative errno, with a one-phrase reason in the caller's buffer.
+ */
+#ifndef PB_CONFIG_H
+#define PB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "util.h"
+
+#define CFG_DEFAULT_SPOOL "/var/lib/panicbroker"
+#define CFG_MAX_VMS 512
+#define CFG_ERR_MAX 256
+#define CFG_QMP_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+#define CFG_DEFAULT_KDUMP_TIMEOUT_SEC 600
+
+enum final_action {
+	FINAL_ACTION_RESTART,
+	FINAL_ACTION_POWEROFF,
+	FINAL_ACTION_PRESERVE,
+};
+
+struct vm_config {
+	char name[VM_NAME_MAX + 1];
+	char qmp_path[CFG_QMP_PATH_MAX + 1];
+	enum final_action final_action;
+	uint64_t kdump_timeout_usec;
+};
+
+struct config {
+	char *spool;
+	int log_level;
+	struct vm_config *vms;
+	size_t n_vms;
+};
+
+void cfg_init(struct config *cfg);
+void cfg_free(struct config *cfg);
+
+/* Applies one option ("spool", "vm", "log-level") with its value. */
+int cfg_set_option(struct config *cfg, const char *key, const char *value,
+		   char *err, size_t errlen);
+/* Reads "key value" lines; '#' starts a comment; errors name file:line. */
+int cfg_load_file(struct config *cfg, const char *path, char *err,
+		  size_t errlen);
+int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
+		      size_t errlen);
+
+const char *final_action_to_string(enum final_action a);
+int final_action_from_string(const char *s);
+
+#endif

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/*
+ * panicbrokerd: hears guest panics over QMP, records every crash durably and
+ * applies each VM's final action. main() reads top to bottom:
+ * options -> configuration -> spool -> VMs -> ready -> loop.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "common.h"
+#include "config.h"
+#include "crash.h"
+#include "log.h"
+#include "spool.h"
+#include "version.h"
+#include "vm.h"
+
+static void daemon_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: panicbrokerd [OPTIONS] --vm NAME,qmp=PATH[,KEY=VALUE...] [--vm ...]\n"
+		"\n"
+		"Hears guest panics over QMP, records each crash under the spool and\n"
+		"applies the VM's final action. Runs in the foreground.\n"
+		"\n"
+		"Options:\n"
+		"  -s, --spool DIR        crash records go to DIR/crashes (default %s)\n"
+		"  -V, --vm SPEC          supervise a VM; repeat for more VMs\n"
+		"  -c, --config FILE      read options from FILE (lines 'spool DIR', 'vm SPEC',\n"
+		"                         'log-level LEVEL'; '#' comments)\n"
+		"  -l, --log-level LEVEL  error, warning, notice, info (default) or debug\n"
+		"  -v, --verbose          same as --log-level debug\n"
+		"  -n, --check-config     check the configuration, print it and exit\n"
+		"  -h, --help             show this help\n"
+		"      --version          show the version\n"
+		"\n"
+		"VM spec keys:\n"
+		"  qmp=PATH               QEMU's QMP unix socket (required)\n"
+		"  final_action=ACTION    restart (default), poweroff or preserve\n"
+		"  kdump_timeout=SEC      how long a guest may stay in its kdump kernel\n"
+		"                         before the final action (default %d)\n"
+		"\n"
+		"See panicbrokerd(8).\n",
+		CFG_DEFAULT_SPOOL, CFG_DEFAULT_KDUMP_TIMEOUT_SEC);
+}
+
+enum { OPT_VERSION = 0x100 };
+
+/* Returns 0 to run, 1 to exit successfully, negative on a usage error. */
+static int daemon_parse_args(int argc, char **argv, struct config *cfg,
+			     bool *ret_check)
+{
+	static const struct option opts[] = {
+		{ "spool", required_argument, NULL, 's' },
+		{ "vm", required_argument, NULL, 'V' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
+	char err[CFG_ERR_MAX];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "s:V:c:l:vnh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			r = cfg_set_option(cfg, "spool", optarg, err, sizeof(err));
+			break;
+		case 'V':
+			r = cfg_set_option(cfg, "vm", optarg, err, sizeof(err));
+			break;
+		case 'c':
+			r = cfg_load_file(cfg, optarg, err, sizeof(err));
+			break;
+		case 'l':
+			r = cfg_set_option(cfg, "log-level", optarg, err, sizeof(err));
+			break;
+		case 'v':
+			r = cfg_set_option(cfg, "log-level", "debug", err, sizeof(err));
+			break;
+		case 'n':
+			*ret_check = true;
+			r = 0;
+			break;
+		case 'h':
+			daemon_usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("panicbrokerd %s\n", PB_VERSION);
+			return 1;
+		default:
+			daemon_usage(stderr);
+			return -EINVAL;
+		}
+		if (r < 0) {
+			fprintf(stderr, "panicbrokerd: %s\n", r == -ENOMEM ? strerror(ENOMEM) : err);
+			return r;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "panicbrokerd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->spool && !(cfg->spool = strdup(CFG_DEFAULT_SPOOL)))
+		return -ENOMEM;
+	if (cfg->n_vms == 0) {
+		fprintf(stderr, "panicbrokerd: no VMs configured (use --vm NAME,qmp=PATH or a config file)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void daemon_print_config(const struct config *cfg)
+{
+	printf("spool %s\n", cfg->spool);
+	for (size_t i = 0; i < cfg->n_vms; i++) {
+		const struct vm_config *v = &cfg->vms[i];
+
+		printf("vm %s,qmp=%s,final_action=%s,kdump_timeout=%llu\n", v->name,
+		       v->qmp_path, final_action_to_string(v->final_action),
+		       (unsigned long long)(v->kdump_timeout_usec / USEC_PER_SEC));
+	}
+	printf("configuration OK\n");
+}
+
+/* Gives each VM the crash it had open when the daemon last stopped. */
+static void daemon_resume_crashes(struct spool *spool, struct vm **vms, size_t n)
+{
+	char **ids = NULL, err[256];
+	size_t n_ids = 0;
+	int r;
+
+	r = spool_list(spool, &ids, &n_ids);
+	if (r < 0) {
+		log_warn("cannot list %s/crashes: %s; open crashes are not resumed",
+			 spool_path(spool), strerror(-r));
+		return;
+	}
+	for (size_t i = 0; i < n_ids; i++) {
+		json_object *rec = NULL, *v;
+		struct crash *c;
+		size_t k;
+
+		if (spool_read_record(spool, ids[i], &rec, err, sizeof(err)) < 0) {
+			log_warn("crash %s: %s, ignoring", ids[i], err);
+			continue;
+		}
+		if (!json_object_object_get_ex(rec, "state", &v) ||
+		    strcmp(json_object_get_string(v), "closed") == 0 ||
+		    !json_object_object_get_ex(rec, "vm", &v)) {
+			json_object_put(rec);
+			continue;
+		}
+		for (k = 0; k < n; k++)
+			if (strcmp(vm_name(vms[k]), json_object_get_string(v)) == 0)
+				break;
+		if (k == n) {
+			log_info("crash %s is open but its VM %s is not configured, leaving it",
+				 ids[i], json_object_get_string(v));
+			json_object_put(rec);
+			continue;
+		}
+		r = crash_load(spool, ids[i], rec, &c, err, sizeof(err));
+		json_object_put(rec);
+		if (r < 0) {
+			log_warn("crash %s: %s, ignoring", ids[i], err);
+			continue;
+		}
+		log_notice("VM %s: resuming open crash %s (state %s)", vm_name(vms[k]),
+			   c->id, crash_state_to_string(c->state));
+		vm_adopt_crash(vms[k], c);
+	}
+	spool_free_ids(ids, n_ids);
+}
+
+static int daemon_on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
+			    void *ud)
+{
+	(void)ud;
+	log_info("received %s, exiting; open crashes resume at the next start",
+		 strsignal((int)si->ssi_signo));
+	sd_notify(0, "STOPPING=1");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int main(int argc, char **argv)
+{
+	_cleanup_(cfg_free) struct config cfg;
+	struct spool *spool = NULL;
+	struct vm **vms = NULL;
+	sd_event *event = NULL;
+	bool check = false;
+	char err[256];
+	sigset_t mask;
+	int r;
+
+	cfg_init(&cfg);
+	r = daemon_parse_args(argc, argv, &cfg, &check);
+	if (r != 0)
+		return r > 0 ? EXIT_SUCCESS : 2;
+	if (check) {
+		daemon_print_config(&cfg);
+		return EXIT_SUCCESS;
+	}
+	log_setup("panicbrokerd", cfg.log_level);
+
+	r = spool_open(cfg.spool, true, &spool, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", r == -ENOMEM ? strerror(ENOMEM) : err);
+		return EXIT_FAILURE;
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_default(&event);
+	if (r >= 0)
+		r = sd_event_add_signal(event, NULL, SIGTERM, daemon_on_signal, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(event, NULL, SIGINT, daemon_on_signal, NULL);
+	if (r >= 0)
+		r = sd_event_set_watchdog(event, true);
+	if (r < 0) {
+		log_error("cannot set up the event loop: %s", strerror(-r));
+		goto out;
+	}
+
+	vms = calloc(cfg.n_vms, sizeof(*vms));
+	if (!vms) {
+		r = -ENOMEM;
+		log_error("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg.n_vms; i++) {
+		r = vm_new(event, spool, &cfg.vms[i], &vms[i]);
+		if (r < 0) {
+			log_error("VM %s: %s", cfg.vms[i].name, strerror(-r));
+			goto out;
+		}
+	}
+	daemon_resume_crashes(spool, vms, cfg.n_vms);
+	for (size_t i = 0; i < cfg.n_vms; i++)
+		vm_start(vms[i]);
+
+	log_info("panicbrokerd %s: supervising %zu VM%s, spool %s", PB_VERSION,
+		 cfg.n_vms, cfg.n_vms == 1 ? "" : "s", cfg.spool);
+	sd_notifyf(0, "READY=1\nSTATUS=supervising %zu VMs", cfg.n_vms);
+
+	r = sd_event_loop(event);
+	if (r < 0)
+		log_error("event loop failed: %s", strerror(-r));
+out:
+	if (vms)
+		for (size_t i = 0; i < cfg.n_vms; i++)
+			vm_free(vms[i]);
+	free(vms);
+	sd_event_unref(event);
+	spool_close(spool);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

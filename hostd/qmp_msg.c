@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "qmp_msg.h"
+
+void qmp_linebuf_commit(struct qmp_linebuf *lb, size_t n)
+{
+	lb->len += n;
+}
+
+int qmp_linebuf_take(struct qmp_linebuf *lb, char *out, size_t *ret_len)
+{
+	for (;;) {
+		char *nl = memchr(lb->buf, '\n', lb->len);
+		size_t n, used;
+
+		if (!nl)
+			return lb->len == sizeof(lb->buf) ? -EMSGSIZE : 0;
+		used = (size_t)(nl - lb->buf) + 1;
+		n = used - 1;
+		if (n > 0 && lb->buf[n - 1] == '\r')
+			n--;
+		memcpy(out, lb->buf, n);
+		out[n] = '\0';
+		memmove(lb->buf, lb->buf + used, lb->len - used);
+		lb->len -= used;
+		if (n == 0)
+			continue;
+		*ret_len = n;
+		return 1;
+	}
+}
+
+_printf_(3, 4) static int qmp_msg_fail(char *err, size_t errlen,
+				       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EPROTO;
+}
+
+static bool qmp_event_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > QMP_EVENT_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_'))
+			return false;
+	return true;
+}
+
+static int qmp_msg_timestamp(json_object *ts, struct qmp_msg *m, char *err,
+			     size_t errlen)
+{
+	json_object *sec, *usec;
+	int64_t s, u;
+
+	if (!json_object_is_type(ts, json_type_object) ||
+	    !json_object_object_get_ex(ts, "seconds", &sec) ||
+	    !json_object_object_get_ex(ts, "microseconds", &usec) ||
+	    !json_object_is_type(sec, json_type_int) ||
+	    !json_object_is_type(usec, json_type_int))
+		return qmp_msg_fail(err, errlen,
+				    "event timestamp is not {seconds, microseconds}");
+	s = json_object_get_int64(sec);
+	u = json_object_get_int64(usec);
+	/* QEMU sends -1/-1 when it could not read the clock. */
+	if (s == -1 && u == -1)
+		return 0;
+	if (s < 0 || s > 253402300799LL || u < 0 || u > 999999)
+		return qmp_msg_fail(err, errlen, "event timestamp out of range");
+	m->has_timestamp = true;
+	m->timestamp_usec = (uint64_t)s * 1000000ULL + (uint64_t)u;
+	return 0;
+}
+
+static int qmp_msg_classify(struct qmp_msg *m, char *err, size_t errlen)
+{
+	json_object *root = m->root, *v, *id;
+	int kinds = 0;
+
+	if (!json_object_is_type(root, json_type_object))
+		return qmp_msg_fail(err, errlen, "message is a JSON %s, not an object",
+				    json_type_to_name(json_object_get_type(root)));
+
+	if (json_object_object_get_ex(root, "id", &id)) {
+		if (!json_object_is_type(id, json_type_int))
+			return qmp_msg_fail(err, errlen, "message id is not an integer");
+		m->has_id = true;
+		m->id = json_object_get_int64(id);
+	}
+
+	if (json_object_object_get_ex(root, "QMP", &v)) {
+		kinds++;
+		m->type = QMP_MSG_GREETING;
+		m->payload = v;
+		if (!json_object_is_type(v, json_type_object))
+			return qmp_msg_fail(err, errlen, "greeting's QMP member is not an object");
+	}
+	if (json_object_object_get_ex(root, "return", &v)) {
+		kinds++;
+		m->type = QMP_MSG_RETURN;
+		m->payload = v;
+		if (!m->has_id)
+			return qmp_msg_fail(err, errlen, "reply without an id");
+	}
+	if (json_object_object_get_ex(root, "error", &v)) {
+		json_object *cls, *desc;
+
+		kinds++;
+		m->type = QMP_MSG_ERROR;
+		if (!json_object_is_type(v, json_type_object) ||
+		    !json_object_object_get_ex(v, "class", &cls) ||
+		    !json_object_object_get_ex(v, "desc", &desc) ||
+		    !json_object_is_type(cls, json_type_string) ||
+		    !json_object_is_type(desc, json_type_string))
+			return qmp_msg_fail(err, errlen, "error reply lacks class/desc strings");
+		m->error_class = json_object_get_string(cls);
+		m->error_desc = json_object_get_string(desc);
+	}
+	if (json_object_object_get_ex(root, "event", &v)) {
+		json_object *ts, *data;
+
+		kinds++;
+		m->type = QMP_MSG_EVENT;
+		if (!json_object_is_type(v, json_type_string) ||
+		    !qmp_event_name_ok(json_object_get_string(v)))
+			return qmp_msg_fail(err, errlen, "event name is not an upper-case identifier");
+		m->event = json_object_get_string(v);
+		if (json_object_object_get_ex(root, "timestamp", &ts)) {
+			int r = qmp_msg_timestamp(ts, m, err, errlen);
+
+			if (r < 0)
+				return r;
+		}
+		if (json_object_object_get_ex(root, "data", &data)) {
+			if (!json_object_is_type(data, json_type_object))
+				return qmp_msg_fail(err, errlen, "event data is not an object");
+			m->payload = data;
+		}
+	}
+	if (kinds != 1)
+		return qmp_msg_fail(err, errlen, kinds ? "message is more than one kind"
+						  : "message is not a greeting, reply or event");
+	return 0;
+}
+
+int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret,
+		  char *err, size_t errlen)
+{
+	struct json_tokener *tok;
+	enum json_tokener_error jerr;
+	struct qmp_msg m = { 0 };
+	size_t end;
+	int r;
+
+	if (memchr(line, '\0', len)) {
+		snprintf(err, errlen, "line contains a NUL byte");
+		return -EBADMSG;
+	}
+	tok = json_tokener_new_ex(QMP_JSON_DEPTH);
+	if (!tok)
+		return -ENOMEM;
+	m.root = json_tokener_parse_ex(tok, line, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!m.root || jerr != json_tokener_success) {
+		json_object_put(m.root);
+		snprintf(err, errlen, "malformed JSON: %s",
+			 jerr == json_tokener_continue ? "unexpected end of line"
+						       : json_tokener_error_desc(jerr));
+		return -EBADMSG;
+	}
+	while (end < len && (line[end] == ' ' || line[end] == '\t'))
+		end++;
+	if (end != len) {
+		json_object_put(m.root);
+		snprintf(err, errlen, "trailing bytes after the JSON value");
+		return -EBADMSG;
+	}
+	r = qmp_msg_classify(&m, err, errlen);
+	if (r < 0) {
+		json_object_put(m.root);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+void qmp_msg_done(struct qmp_msg *m)
+{
+	json_object_put(m->root);
+	*m = (struct qmp_msg){ 0 };
+}
+
+const char *qmp_msg_type_to_string(enum qmp_msg_type t)
+{
+	static const char *const names[] = {
+		[QMP_MSG_GREETING] = "greeting",
+		[QMP_MSG_RETURN] = "return",
+		[QMP_MSG_ERROR] = "error",
+		[QMP_MSG_EVENT] = "event",
+	};
+
+	return names[t];
+}

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "spool.h"
+#include "util.h"
+
+struct spool {
+	char *path;
+	int dirfd;
+	int crashes_fd;
+	int lock_fd;
+};
+
+const char *spool_path(const struct spool *s)
+{
+	return s->path;
+}
+
+void spool_close(struct spool *s)
+{
+	if (!s)
+		return;
+	closep(&s->crashes_fd);
+	closep(&s->dirfd);
+	closep(&s->lock_fd);
+	free(s->path);
+	free(s);
+}
+
+static int spool_mkdir(int atfd, const char *name)
+{
+	if (mkdirat(atfd, name, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int spool_open(const char *path, bool owner, struct spool **ret, char *err,
+	       size_t errlen)
+{
+	struct spool *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->dirfd = s->crashes_fd = s->lock_fd = -1;
+	s->path = strdup(path);
+	if (!s->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (owner && spool_mkdir(AT_FDCWD, path) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create spool %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open spool %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (owner) {
+		s->lock_fd = openat(s->dirfd, ".lock",
+				    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (s->lock_fd < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot create %s/.lock: %s", path,
+				 strerror(errno));
+			goto fail;
+		}
+		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "spool %s is in use by another panicbrokerd",
+				 path);
+			goto fail;
+		}
+		if (spool_mkdir(s->dirfd, "crashes") < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot create %s/crashes: %s", path,
+				 strerror(errno));
+			goto fail;
+		}
+	}
+	s->crashes_fd = openat(s->dirfd, "crashes",
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (s->crashes_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open %s/crashes: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	spool_close(s);
+	return r;
+}
+
+bool spool_id_is_valid(const char *id)
+{
+	/* Ids are "<timestamp>-<vm name>[-N]": the VM name's alphabet. */
+	return name_chars_ok(id, SPOOL_ID_MAX - 1);
+}
+
+int spool_create_crash(struct spool *s, const char *base, char *ret_id,
+		       size_t idlen, int *ret_dirfd)
+{
+	for (unsigned int n = 1; n < 1000; n++) {
+		char id[SPOOL_ID_MAX];
+		int fd;
+
+		if (n == 1)
+			snprintf(id, sizeof(id), "%s", base);
+		else
+			snprintf(id, sizeof(id), "%s-%u", base, n);
+		if (!spool_id_is_valid(id) || strlen(id) >= idlen)
+			return -EINVAL;
+		if (mkdirat(s->crashes_fd, id, 0750) < 0) {
+			if (errno == EEXIST)
+				continue;
+			return -errno;
+		}
+		/* The new directory entry must survive a crash too. */
+		if (fsync(s->crashes_fd) < 0)
+			return -errno;
+		fd = openat(s->crashes_fd, id,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -errno;
+		strcpy(ret_id, id);
+		*ret_dirfd = fd;
+		return 0;
+	}
+	return -EEXIST;
+}
+
+int spool_open_crash(struct spool *s, const char *id, int *ret_dirfd)
+{
+	int fd;
+
+	if (!spool_id_is_valid(id))
+		return -EINVAL;
+	fd = openat(s->crashes_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	*ret_dirfd = fd;
+	return 0;
+}
+
+int spool_write_atomic(int dirfd, const char *name, const void *data,
+		       size_t len, mode_t mode)
+{
+	char tmp[256];
+	_cleanup_close_ int fd = -1;
+	const char *p = data;
+	int r;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = openat(dirfd, tmp,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto fail;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (fsync(dirfd) < 0)
+		return -errno;
+	return 0;
+fail:
+	unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+int spool_write_record(int crash_dirfd, json_object *record)
+{
+	const char *text = json_object_to_json_string_ext(
+		record, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+				JSON_C_TO_STRING_NOSLASHESCAPE);
+	_cleanup_free_ char *buf = NULL;
+	size_t n = strlen(text);
+
+	if (n + 1 > SPOOL_RECORD_MAX)
+		return -EFBIG;
+	buf = malloc(n + 1);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, text, n);
+	buf[n] = '\n';
+	return spool_write_atomic(crash_dirfd, SPOOL_RECORD_NAME, buf, n + 1, 0640);
+}
+
+int spool_read_record(struct spool *s, const char *id, json_object **ret,
+		      char *err, size_t errlen)
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	json_object *obj;
+	int r;
+
+	r = spool_open_crash(s, id, &dfd);
+	if (r < 0) {
+		snprintf(err, errlen, "no crash %s: %s", id, strerror(-r));
+		return r;
+	}
+	fd = openat(dfd, SPOOL_RECORD_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s/%s: %s", id, SPOOL_RECORD_NAME, strerror(errno));
+		return r;
+	}
+	buf = malloc(SPOOL_RECORD_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, SPOOL_RECORD_MAX + 1 - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			snprintf(err, errlen, "%s/%s: %s", id, SPOOL_RECORD_NAME,
+				 strerror(errno));
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > SPOOL_RECORD_MAX) {
+			snprintf(err, errlen, "%s/%s: larger than %d bytes", id,
+				 SPOOL_RECORD_NAME, SPOOL_RECORD_MAX);
+			return -EFBIG;
+		}
+	}
+	buf[len] = '\0';
+	obj = json_tokener_parse(buf);
+	if (!obj || !json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		snprintf(err, errlen, "%s/%s: not a JSON object", id, SPOOL_RECORD_NAME);
+		return -EBADMSG;
+	}
+	*ret = obj;
+	return 0;
+}
+
+static int spool_cmp_ids(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void spool_free_ids(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int spool_list(struct spool *s, char ***ret_ids, size_t *ret_n)
+{
+	char **ids = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = openat(s->crashes_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !spool_id_is_valid(de->d_name))
+			continue;
+		if (n >= SPOOL_MAX_CRASHES)
+			break;
+		if (n == cap) {
+			char **p;
+
+			cap = cap ? cap * 2 : 64;
+			p = realloc(ids, cap * sizeof(*ids));
+			if (!p)
+				goto oom;
+			ids = p;
+		}
+		ids[n] = strdup(de->d_name);
+		if (!ids[n])
+			goto oom;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(ids, n, sizeof(*ids), spool_cmp_ids);
+	*ret_ids = ids;
+	*ret_n = n;
+	return 0;
+oom:
+	closedir(d);
+	spool_free_ids(ids, n);
+	return -ENOMEM;
+}

@@ -1,0 +1,697 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "qmp.h"
+#include "util.h"
+#include "vm.h"
+
+/* Where a final action stands; its steps are QMP commands and events. */
+enum vm_step {
+	VM_STEP_NONE,
+	VM_STEP_STATUS,     /* query-status before a restart */
+	VM_STEP_RESET,      /* system_reset sent */
+	VM_STEP_AWAIT_RESET, /* reply in, waiting for the RESET event */
+	VM_STEP_CONT,       /* cont sent */
+	VM_STEP_QUIT,       /* quit sent (poweroff) */
+};
+
+struct vm {
+	struct vm_config cfg;
+	sd_event *event;
+	struct spool *spool;
+	struct qmp *qmp;
+
+	sd_event_source *retry_timer;
+	uint64_t backoff_usec;
+	uint64_t ready_at_usec;
+	char last_problem[256];
+
+	struct crash *crash;
+	sd_event_source *kdump_timer;
+	enum vm_step step;
+	bool reset_seen;
+	bool need_cont;
+	bool guest_down; /* the kdump kernel powered the guest off */
+	sd_event_source *step_timer;
+
+	uint64_t rl_window_usec;
+	unsigned int rl_count;
+};
+
+static void vm_final_action(struct vm *vm);
+
+const char *vm_name(const struct vm *vm)
+{
+	return vm->cfg.name;
+}
+
+bool vm_has_crash(const struct vm *vm)
+{
+	return vm->crash != NULL;
+}
+
+static uint64_t vm_now(struct vm *vm)
+{
+	uint64_t now = 0;
+
+	sd_event_now(vm->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+/*
+ * Connection trouble repeats every back-off period; say it once, then only
+ * when it changes, so a dead VM does not flood the journal.
+ */
+_printf_(2, 3) static void vm_problem(struct vm *vm, const char *fmt, ...)
+{
+	char msg[sizeof(vm->last_problem)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strcmp(msg, vm->last_problem) != 0) {
+		log_warn("VM %s: %s", vm->cfg.name, msg);
+		memcpy(vm->last_problem, msg, sizeof(msg));
+	} else {
+		log_debug("VM %s: %s", vm->cfg.name, msg);
+	}
+}
+
+/* Persists the record; a failure is logged and retried at the next change. */
+static void vm_save(struct vm *vm)
+{
+	int r = crash_save(vm->crash);
+
+	if (r < 0)
+		log_error("VM %s: cannot write crash record %s: %s; kept in memory, retried on the next change",
+			  vm->cfg.name, vm->crash->id, strerror(-r));
+}
+
+static void vm_stop_step(struct vm *vm)
+{
+	vm->step = VM_STEP_NONE;
+	vm->step_timer = sd_event_source_disable_unref(vm->step_timer);
+}
+
+static void vm_close_crash(struct vm *vm, const char *outcome,
+			   const char *fmt, ...) _printf_(3, 4);
+
+static void vm_close_crash(struct vm *vm, const char *outcome,
+			   const char *fmt, ...)
+{
+	struct crash *c = vm->crash;
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	vm_stop_step(vm);
+	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+	crash_set_final_result(c, outcome, detail);
+	crash_set_state(c, CRASH_CLOSED, "final action %s: %s: %s",
+			final_action_to_string(c->final_action), outcome, detail);
+	vm_save(vm);
+	if (strcmp(outcome, "failed") == 0)
+		log_error("VM %s: crash %s closed: final action %s failed: %s",
+			  vm->cfg.name, c->id, final_action_to_string(c->final_action),
+			  detail);
+	else
+		log_notice("VM %s: crash %s closed: final action %s %s (%s)",
+			   vm->cfg.name, c->id, final_action_to_string(c->final_action),
+			   outcome, detail);
+	crash_free(c);
+	vm->crash = NULL;
+	vm->guest_down = false;
+}
+
+/* ---- connection ---- */
+
+static void vm_try_connect(struct vm *vm);
+
+static int vm_on_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+	(void)s;
+	(void)usec;
+	vm_try_connect(ud);
+	return 0;
+}
+
+static void vm_schedule_connect(struct vm *vm)
+{
+	int r;
+
+	vm->retry_timer = sd_event_source_disable_unref(vm->retry_timer);
+	r = sd_event_add_time_relative(vm->event, &vm->retry_timer, CLOCK_MONOTONIC,
+				       vm->backoff_usec, 0, vm_on_retry, vm);
+	if (r < 0) {
+		log_error("VM %s: cannot arm the reconnect timer: %s", vm->cfg.name,
+			  strerror(-r));
+		return;
+	}
+	vm->backoff_usec *= 2;
+	if (vm->backoff_usec > VM_BACKOFF_MAX_USEC)
+		vm->backoff_usec = VM_BACKOFF_MAX_USEC;
+}
+
+static void vm_try_connect(struct vm *vm)
+{
+	int r = qmp_connect(vm->qmp);
+
+	if (r < 0) {
+		vm_problem(vm, "cannot connect to QMP socket %s: %s (retrying)",
+			   vm->cfg.qmp_path, strerror(-r));
+		vm_schedule_connect(vm);
+	}
+}
+
+void vm_start(struct vm *vm)
+{
+	vm_try_connect(vm);
+}
+
+static void vm_on_closed(struct qmp *q, int error, const char *reason, void *ud)
+{
+	struct vm *vm = ud;
+	enum vm_step step = vm->step;
+
+	(void)q;
+	(void)error;
+	if (vm->ready_at_usec &&
+	    vm_now(vm) - vm->ready_at_usec >= VM_STABLE_SESSION_USEC)
+		vm->backoff_usec = VM_BACKOFF_MIN_USEC;
+	vm->ready_at_usec = 0;
+	vm_stop_step(vm);
+	if (vm->crash && step == VM_STEP_QUIT) {
+		/* quit makes QEMU close the socket, sometimes before replying. */
+		vm_close_crash(vm, "applied", "QEMU quit");
+	}
+	vm_problem(vm, "QMP session ended: %s (reconnecting)", reason);
+	vm_schedule_connect(vm);
+}
+
+/* ---- crash handling ---- */
+
+static const char *vm_event_action(const struct qmp_msg *ev)
+{
+	json_object *a;
+
+	if (ev->payload && json_object_object_get_ex(ev->payload, "action", &a) &&
+	    json_object_is_type(a, json_type_string))
+		return json_object_get_string(a);
+	return "unknown";
+}
+
+static int vm_on_kdump_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)s;
+	(void)usec;
+	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+	if (!vm->crash || vm->crash->state != CRASH_KDUMP_RUNNING)
+		return 0;
+	log_warn("VM %s: crash %s: the kdump kernel did not finish within %llu s",
+		 vm->cfg.name, vm->crash->id,
+		 (unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+	crash_set_state(vm->crash, CRASH_KDUMP_TIMEOUT,
+			"no reboot from the kdump kernel within %llu s",
+			(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+	vm_save(vm);
+	vm_final_action(vm);
+	return 0;
+}
+
+static void vm_arm_kdump_timer(struct vm *vm)
+{
+	uint64_t now = ts_now_realtime_usec(), left = 0;
+	int r;
+
+	if (vm->kdump_timer)
+		return;
+	if (vm->crash->kdump_deadline_usec > now)
+		left = vm->crash->kdump_deadline_usec - now;
+	r = sd_event_add_time_relative(vm->event, &vm->kdump_timer, CLOCK_MONOTONIC,
+				       left, 0, vm_on_kdump_timer, vm);
+	if (r < 0)
+		log_error("VM %s: cannot arm the kdump deadline: %s", vm->cfg.name,
+			  strerror(-r));
+}
+
+static int vm_new_crash(struct vm *vm, const char *event,
+			const struct qmp_msg *ev, const char *source)
+{
+	struct crash_event ce = {
+		.vm = vm->cfg.name,
+		.event = event,
+		.detected_usec = ts_now_realtime_usec(),
+		.has_qmp_timestamp = ev && ev->has_timestamp,
+		.qmp_timestamp_usec = ev ? ev->timestamp_usec : 0,
+		.data = ev ? ev->payload : NULL,
+		.source = source,
+	};
+	int r;
+
+	r = crash_new(vm->spool, &ce, vm->cfg.final_action, &vm->crash);
+	if (r < 0) {
+		log_error("VM %s: %s, but its crash record cannot be created in %s: %s",
+			  vm->cfg.name, event, spool_path(vm->spool), strerror(-r));
+		return r;
+	}
+	vm_save(vm);
+	log_notice("VM %s: %s: crash %s recorded (%s)", vm->cfg.name, event,
+		   vm->crash->id, source);
+	return 0;
+}
+
+static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
+{
+	bool loaded = strcmp(ev->event, "GUEST_CRASHLOADED") == 0;
+	const char *action = vm_event_action(ev);
+	char source[128];
+
+	if (vm->crash) {
+		if (vm->crash->state == CRASH_KDUMP_RUNNING && !loaded) {
+			crash_set_state(vm->crash, CRASH_KDUMP_FAILED,
+					"%s (action %s) while the kdump kernel ran: kdump itself panicked",
+					ev->event, action);
+			vm_save(vm);
+			log_warn("VM %s: crash %s: the kdump kernel panicked", vm->cfg.name,
+				 vm->crash->id);
+			vm_final_action(vm);
+			return;
+		}
+		crash_add_duplicate(vm->crash, ev->event);
+		vm_save(vm);
+		log_info("VM %s: %s again; counted in crash %s", vm->cfg.name,
+			 ev->event, vm->crash->id);
+		return;
+	}
+
+	snprintf(source, sizeof(source), "QMP event %s, action %s", ev->event, action);
+	if (vm_new_crash(vm, ev->event, ev, source) < 0) {
+		/* Without a record the guest must not be lost: apply nothing,
+		 * leave it as QEMU left it, and say so loudly above. */
+		return;
+	}
+	if (loaded) {
+		crash_set_kdump_deadline(vm->crash, ts_now_realtime_usec() +
+							    vm->cfg.kdump_timeout_usec);
+		crash_set_state(vm->crash, CRASH_KDUMP_RUNNING,
+				"a crash kernel is loaded: the guest runs on into kdump (deadline %llu s)",
+				(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+		vm_save(vm);
+		vm_arm_kdump_timer(vm);
+		return;
+	}
+	if (strcmp(action, "poweroff") == 0 || strcmp(action, "shutdown") == 0 ||
+	    strcmp(action, "exit-failure") == 0) {
+		vm_close_crash(vm, "failed",
+			       "QEMU's panic action was '%s', so QEMU ended the VM itself (set-action panic=pause did not take effect)",
+			       action);
+		return;
+	}
+	crash_set_state(vm->crash, CRASH_HELD, "QEMU holds the guest (panic action %s)",
+			action);
+	vm_save(vm);
+	vm_final_action(vm);
+}
+
+static void vm_on_reset(struct vm *vm, const struct qmp_msg *ev)
+{
+	json_object *g;
+	bool guest = ev->payload && json_object_object_get_ex(ev->payload, "guest", &g) &&
+		     json_object_get_boolean(g);
+
+	if (!vm->crash)
+		return;
+	if (vm->step == VM_STEP_RESET || vm->step == VM_STEP_AWAIT_RESET) {
+		vm->reset_seen = true;
+		if (vm->step == VM_STEP_AWAIT_RESET)
+			vm_final_action(vm);
+		return;
+	}
+	if (vm->crash->state == CRASH_KDUMP_RUNNING) {
+		vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+		crash_set_state(vm->crash, CRASH_KDUMP_FINISHED,
+				"the guest reset %s from its kdump kernel",
+				guest ? "itself" : "(by the host)");
+		vm_save(vm);
+		vm_final_action(vm);
+	}
+}
+
+static void vm_on_shutdown(struct vm *vm, const struct qmp_msg *ev)
+{
+	(void)ev;
+	if (!vm->crash || vm->step == VM_STEP_QUIT)
+		return;
+	if (vm->crash->state == CRASH_KDUMP_RUNNING) {
+		vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+		vm->guest_down = true;
+		crash_set_state(vm->crash, CRASH_KDUMP_FINISHED,
+				"the guest powered off from its kdump kernel");
+		vm_save(vm);
+		vm_final_action(vm);
+	}
+}
+
+/* ---- final action: restart = [query-status] system_reset, RESET, [cont] ---- */
+
+static void vm_step_failed(struct vm *vm, const char *what,
+			   const struct qmp_msg *reply)
+{
+	vm_close_crash(vm, "failed", "%s refused: %s: %s", what, reply->error_class,
+		       reply->error_desc);
+}
+
+static void vm_send_step(struct vm *vm, enum vm_step step, const char *cmd,
+			 qmp_reply_fn fn)
+{
+	int r;
+
+	vm->step = step;
+	r = qmp_send(vm->qmp, cmd, NULL, fn, vm);
+	if (r < 0) {
+		/* Not attached: the reconcile after reattach picks this up. */
+		vm->step = VM_STEP_NONE;
+		log_warn("VM %s: crash %s: cannot send %s now (%s); retried after reattach",
+			 vm->cfg.name, vm->crash->id, cmd, strerror(-r));
+	}
+}
+
+static void vm_on_cont(struct qmp *q, const struct qmp_msg *reply, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)q;
+	if (reply->type == QMP_MSG_ERROR) {
+		vm_step_failed(vm, "cont", reply);
+		return;
+	}
+	vm_close_crash(vm, "applied", "system_reset and cont: the guest boots again");
+}
+
+static int vm_on_step_timeout(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)s;
+	(void)usec;
+	vm->step_timer = sd_event_source_disable_unref(vm->step_timer);
+	if (vm->crash && vm->step == VM_STEP_AWAIT_RESET) {
+		crash_note(vm->crash, "no RESET event within %llu s of system_reset; continuing",
+			   VM_RESET_WAIT_USEC / USEC_PER_SEC);
+		vm->reset_seen = true;
+		vm_final_action(vm);
+	}
+	return 0;
+}
+
+static void vm_on_system_reset(struct qmp *q, const struct qmp_msg *reply, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)q;
+	if (reply->type == QMP_MSG_ERROR) {
+		vm_step_failed(vm, "system_reset", reply);
+		return;
+	}
+	vm->step = VM_STEP_AWAIT_RESET;
+	if (vm->reset_seen) {
+		vm_final_action(vm);
+		return;
+	}
+	sd_event_add_time_relative(vm->event, &vm->step_timer, CLOCK_MONOTONIC,
+				   VM_RESET_WAIT_USEC, 0, vm_on_step_timeout, vm);
+}
+
+static const char *vm_reply_status(const struct qmp_msg *reply)
+{
+	json_object *st;
+
+	if (reply->type == QMP_MSG_RETURN && reply->payload &&
+	    json_object_object_get_ex(reply->payload, "status", &st) &&
+	    json_object_is_type(st, json_type_string))
+		return json_object_get_string(st);
+	return NULL;
+}
+
+static void vm_on_restart_status(struct qmp *q, const struct qmp_msg *reply,
+				 void *ud)
+{
+	struct vm *vm = ud;
+	const char *status = vm_reply_status(reply);
+
+	(void)q;
+	if (!status) {
+		vm_close_crash(vm, "failed", "query-status gave no status");
+		return;
+	}
+	vm->need_cont = strcmp(status, "running") != 0;
+	vm->reset_seen = false;
+	vm_send_step(vm, VM_STEP_RESET, "system_reset", vm_on_system_reset);
+}
+
+static void vm_on_quit(struct qmp *q, const struct qmp_msg *reply, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)q;
+	if (reply->type == QMP_MSG_ERROR) {
+		vm_step_failed(vm, "quit", reply);
+		return;
+	}
+	vm_close_crash(vm, "applied", "QEMU quit");
+}
+
+/*
+ * Applies the VM's final action to its open crash, one step per call: each
+ * QMP reply (or the RESET event) calls back in here until the crash closes.
+ */
+static void vm_final_action(struct vm *vm)
+{
+	struct crash *c = vm->crash;
+
+	if (!c)
+		return;
+	switch (c->final_action) {
+	case FINAL_ACTION_PRESERVE:
+		vm_close_crash(vm, "preserved",
+			       c->state == CRASH_KDUMP_FINISHED ?
+				       "the kdump kernel already ended the crashed kernel; the VM is left as it is" :
+				       "the VM is left as it is for inspection");
+		return;
+	case FINAL_ACTION_POWEROFF:
+		if (vm->step == VM_STEP_NONE)
+			vm_send_step(vm, VM_STEP_QUIT, "quit", vm_on_quit);
+		return;
+	case FINAL_ACTION_RESTART:
+		break;
+	}
+
+	switch (vm->step) {
+	case VM_STEP_NONE:
+		if (c->state == CRASH_KDUMP_FINISHED && !vm->guest_down) {
+			vm_close_crash(vm, "not-needed",
+				       "the kdump kernel rebooted the guest itself");
+			return;
+		}
+		vm_send_step(vm, VM_STEP_STATUS, "query-status", vm_on_restart_status);
+		return;
+	case VM_STEP_AWAIT_RESET:
+		if (!vm->reset_seen)
+			return;
+		vm->step_timer = sd_event_source_disable_unref(vm->step_timer);
+		if (!vm->need_cont) {
+			vm_close_crash(vm, "applied", "system_reset: the guest boots again");
+			return;
+		}
+		vm_send_step(vm, VM_STEP_CONT, "cont", vm_on_cont);
+		return;
+	default:
+		return; /* a reply is due */
+	}
+}
+
+/* ---- attach: set the panic action, then reconcile with the VM's state ---- */
+
+static void vm_on_set_action(struct qmp *q, const struct qmp_msg *reply, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)q;
+	if (reply->type == QMP_MSG_ERROR)
+		log_warn("VM %s: set-action panic=pause refused (%s: %s): a guest that panics without kdump may be powered off by QEMU before panicbroker acts",
+			 vm->cfg.name, reply->error_class, reply->error_desc);
+}
+
+static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
+				void *ud)
+{
+	struct vm *vm = ud;
+	const char *status = vm_reply_status(reply);
+	struct crash *c = vm->crash;
+
+	(void)q;
+	if (!status) {
+		log_warn("VM %s: query-status gave no status; cannot reconcile", vm->cfg.name);
+		return;
+	}
+	log_info("VM %s: attached to QMP at %s (VM status %s)", vm->cfg.name,
+		 vm->cfg.qmp_path, status);
+	vm->last_problem[0] = '\0';
+
+	if (!c) {
+		if (strcmp(status, "guest-panicked") != 0)
+			return;
+		if (vm_new_crash(vm, "GUEST_PANICKED", NULL,
+				 "found the VM in guest-panicked at attach; its QMP event was missed") < 0)
+			return;
+		crash_set_state(vm->crash, CRASH_HELD, "QEMU holds the guest (status guest-panicked)");
+		vm_save(vm);
+		vm_final_action(vm);
+		return;
+	}
+
+	crash_note(c, "reattached to QMP; VM status %s", status);
+	if (strcmp(status, "guest-panicked") == 0) {
+		if (c->state == CRASH_KDUMP_RUNNING) {
+			vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+			crash_set_state(c, CRASH_KDUMP_FAILED,
+					"found guest-panicked at reattach while kdump ran");
+		} else if (c->state == CRASH_DETECTED) {
+			crash_set_state(c, CRASH_HELD, "QEMU holds the guest (status guest-panicked)");
+		}
+		vm_save(vm);
+		vm_final_action(vm);
+		return;
+	}
+	if (c->state == CRASH_KDUMP_RUNNING) {
+		vm_save(vm);
+		vm_arm_kdump_timer(vm);
+		return;
+	}
+	if (strcmp(status, "running") == 0 &&
+	    (c->state == CRASH_DETECTED || c->state == CRASH_HELD ||
+	     c->state == CRASH_KDUMP_FAILED)) {
+		vm_close_crash(vm, "not-needed",
+			       "the VM was found running at reattach: it was restarted outside panicbroker");
+		return;
+	}
+	vm_save(vm);
+	vm_final_action(vm);
+}
+
+static void vm_on_ready(struct qmp *q, void *ud)
+{
+	struct vm *vm = ud;
+	json_object *args = json_object_new_object();
+	int r;
+
+	vm->ready_at_usec = vm_now(vm);
+	vm->rl_window_usec = vm->ready_at_usec;
+	vm->rl_count = 0;
+	/* Hold a guest that panics without kdump for the host, instead of
+	 * QEMU's default of powering it off. */
+	json_object_object_add(args, "panic", json_object_new_string("pause"));
+	r = qmp_send(q, "set-action", args, vm_on_set_action, vm);
+	json_object_put(args);
+	if (r >= 0)
+		r = qmp_send(q, "query-status", NULL, vm_on_attach_status, vm);
+	if (r < 0) {
+		qmp_disconnect(q);
+		vm_problem(vm, "cannot send attach commands: %s (reconnecting)", strerror(-r));
+		vm_schedule_connect(vm);
+	}
+}
+
+static void vm_on_event(struct qmp *q, const struct qmp_msg *ev, void *ud)
+{
+	struct vm *vm = ud;
+	uint64_t now = vm_now(vm);
+
+	if (now - vm->rl_window_usec >= USEC_PER_SEC) {
+		vm->rl_window_usec = now;
+		vm->rl_count = 0;
+	}
+	if (++vm->rl_count > VM_EVENTS_PER_SEC) {
+		qmp_disconnect(q);
+		vm->ready_at_usec = 0;
+		vm_stop_step(vm);
+		vm_problem(vm, "more than %d QMP events in a second: dropping the session (reconnecting)",
+			   VM_EVENTS_PER_SEC);
+		vm_schedule_connect(vm);
+		return;
+	}
+	log_debug("VM %s: event %s", vm->cfg.name, ev->event);
+	if (strcmp(ev->event, "GUEST_PANICKED") == 0 ||
+	    strcmp(ev->event, "GUEST_CRASHLOADED") == 0)
+		vm_on_crash_event(vm, ev);
+	else if (strcmp(ev->event, "RESET") == 0)
+		vm_on_reset(vm, ev);
+	else if (strcmp(ev->event, "SHUTDOWN") == 0)
+		vm_on_shutdown(vm, ev);
+}
+
+static const struct qmp_ops vm_qmp_ops = {
+	.ready = vm_on_ready,
+	.event = vm_on_event,
+	.closed = vm_on_closed,
+};
+
+int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
+	   struct vm **ret)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int r;
+
+	if (!vm)
+		return -ENOMEM;
+	vm->cfg = *cfg;
+	vm->event = sd_event_ref(e);
+	vm->spool = spool;
+	vm->backoff_usec = VM_BACKOFF_MIN_USEC;
+	r = qmp_new(e, cfg->qmp_path, &vm_qmp_ops, vm, &vm->qmp);
+	if (r < 0) {
+		sd_event_unref(vm->event);
+		free(vm);
+		return r;
+	}
+	*ret = vm;
+	return 0;
+}
+
+void vm_adopt_crash(struct vm *vm, struct crash *c)
+{
+	if (vm->crash) {
+		/* Two open crashes for one VM: the older can no longer progress. */
+		crash_set_final_result(vm->crash, "not-needed",
+				       "superseded by a newer open crash of the same VM");
+		crash_set_state(vm->crash, CRASH_CLOSED, "superseded by crash %s", c->id);
+		vm_save(vm);
+		crash_free(vm->crash);
+	}
+	vm->crash = c;
+	crash_note(c, "panicbrokerd restarted; crash resumed in state %s",
+		   crash_state_to_string(c->state));
+	vm_save(vm);
+}
+
+void vm_free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	qmp_free(vm->qmp);
+	sd_event_source_disable_unref(vm->retry_timer);
+	sd_event_source_disable_unref(vm->kdump_timer);
+	sd_event_source_disable_unref(vm->step_timer);
+	crash_free(vm->crash);
+	sd_event_unref(vm->event);
+	free(vm);
+}
