@@ -27,6 +27,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 # $(call objs,VARIANT,SRCS)
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
+.SECONDARY:
 .PHONY: all userspace module guests asan unit check e2e demo clean help
 all: userspace module
 

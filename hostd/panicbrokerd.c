@@ -248,12 +248,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	log_info("panicbrokerd %s: supervising %zu VM%s, spool %s", PB_VERSION,
+		 cfg.n_vms, cfg.n_vms == 1 ? "" : "s", cfg.spool);
 	daemon_resume_crashes(spool, vms, cfg.n_vms);
 	for (size_t i = 0; i < cfg.n_vms; i++)
 		vm_start(vms[i]);
-
-	log_info("panicbrokerd %s: supervising %zu VM%s, spool %s", PB_VERSION,
-		 cfg.n_vms, cfg.n_vms == 1 ? "" : "s", cfg.spool);
 	sd_notifyf(0, "READY=1\nSTATUS=supervising %zu VMs", cfg.n_vms);
 
 	r = sd_event_loop(event);
