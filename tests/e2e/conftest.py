@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures for the end-to-end tests: real guests, real QEMU, real daemon."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tests.lib import Guest, find_guests  # noqa: E402
+from tests.lib.daemon import Daemon  # noqa: E402
+
+SERIES = ("6.1", "6.12")
+
+
+@pytest.fixture(scope="session")
+def guest_dirs():
+    found = find_guests(SERIES)
+    missing = [s for s in SERIES if s not in found]
+    if missing:
+        pytest.fail(f"no built guest for kernel series {', '.join(missing)}: "
+                    "run scripts/install-deps.sh, then make guests")
+    return found
+
+
+@pytest.fixture(params=SERIES)
+def series(request):
+    return request.param
+
+
+@pytest.fixture
+def make_guest(tmp_path, guest_dirs):
+    """make_guest(series, name="vm1", **Guest kwargs) -> a started Guest."""
+    made = []
+
+    def make(series, name="vm1", **kw):
+        workdir = tmp_path / name
+        workdir.mkdir(exist_ok=True)
+        g = Guest(guest_dirs[series], workdir, **kw)
+        made.append(g)
+        g.start()
+        return g
+
+    yield make
+    for g in made:
+        g.stop()
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    """make_daemon([vm specs], **Daemon kwargs) -> a started Daemon.
+
+    At teardown every daemon must exit cleanly on SIGTERM, with no
+    sanitizer report, unless the test already stopped or killed it.
+    """
+    made = []
+
+    def make(vms, **kw):
+        d = Daemon(str(tmp_path), vms, **kw)
+        made.append(d)
+        return d.start()
+
+    yield make
+    errors = []
+    for d in made:
+        try:
+            d.stop(check=True)
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors))

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: MIT
+"""A misbehaving QMP server, to check that panicbrokerd copes with garbage."""
+
+import json
+import os
+import socket
+import threading
+
+GREETING = {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0},
+                                "package": "fake"}, "capabilities": []}}
+
+
+def _send(conn, obj_or_bytes):
+    data = obj_or_bytes if isinstance(obj_or_bytes, bytes) else \
+        (json.dumps(obj_or_bytes) + "\r\n").encode()
+    conn.sendall(data)
+
+
+def _read_command(f):
+    line = f.readline()
+    if not line:
+        return None
+    return json.loads(line)
+
+
+class FakeQMP:
+    """Serves one behaviour to every client, counting the connections.
+
+    behaviours:
+      malformed   greeting, capabilities, then a line that is not JSON
+      oversized   greeting, capabilities, then a 100 KiB line
+      unexpected  greeting, capabilities, then a reply to an id never sent
+      silent      accepts and says nothing (no greeting)
+      nonobject   greeting, then a JSON array instead of an object
+    """
+
+    def __init__(self, path, behaviour):
+        self.path = path
+        self.behaviour = behaviour
+        self.connections = 0
+        self._stop = threading.Event()
+        if os.path.exists(path):
+            os.unlink(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            try:
+                self._one(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def _one(self, conn):
+        conn.settimeout(10)
+        b = self.behaviour
+        if b == "silent":
+            # Hold the connection open until the client gives up.
+            while not self._stop.is_set():
+                try:
+                    if not conn.recv(4096):
+                        return
+                except socket.timeout:
+                    continue
+            return
+        _send(conn, GREETING)
+        f = conn.makefile("rb")
+        if b == "nonobject":
+            _send(conn, b"[1, 2, 3]\r\n")
+        else:
+            cmd = _read_command(f)
+            if cmd is None:
+                return
+            _send(conn, {"return": {}, "id": cmd.get("id")})
+            if b == "malformed":
+                _send(conn, b'{"event": "GUEST_PANICKED", "data": {\r\n')
+            elif b == "oversized":
+                _send(conn, b'{"event": "X", "data": {"pad": "' + b"A" * (100 * 1024) + b'"}}\r\n')
+            elif b == "unexpected":
+                _send(conn, {"return": {}, "id": 424242})
+        # Wait for the client to hang up.
+        conn.settimeout(10)
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self):
+        self._stop.set()
+        self.sock.close()
+        self.thread.join(timeout=5)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
