@@ -37,11 +37,11 @@ def pbctl(spool, *args, check=True):
 
 
 class Daemon:
-    def __init__(self, workdir, vms, spool=None, args=()):
+    def __init__(self, workdir, vms, spool=None, args=(), log_level="debug"):
         self.workdir = workdir
         self.spool = spool or os.path.join(workdir, "spool")
         self.log_path = os.path.join(workdir, "panicbrokerd.log")
-        self.argv = [daemon_binary(), "--spool", self.spool, "--log-level", "debug"]
+        self.argv = [daemon_binary(), "--spool", self.spool, "--log-level", log_level]
         for vm in vms:
             self.argv += ["--vm", vm]
         self.argv += list(args)
