@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * panicbroker: the hypervisor tier.
+ *
+ * Everything that must reach the host before the crash kernel starts (or
+ * before a guest without one stops for good) runs here, once per boot, on
+ * whichever CPU gets here first. We may be called from the panic path, from
+ * an oops, or from NMI, with other CPUs still running and possibly in here
+ * too, so the rules are strict: no allocation, no sleeping, no lock that
+ * another CPU may hold, every wait bounded, one line of output.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/delay.h>
+#include <linux/kernel.h>
+#include <linux/kexec.h>
+#include <linux/smp.h>
+#include <linux/timekeeping.h>
+
+#include <panicbroker/pvpanic.h>
+
+#include "panicbroker.h"
+
+/*
+ * pb_tier_state is PB_TIER_ARMED until some CPU claims the tier, then that
+ * CPU's number while it runs the tier, then PB_TIER_DONE for good.
+ */
+#define PB_TIER_ARMED		(-1)
+#define PB_TIER_DONE		(-2)
+
+/*
+ * How long a CPU that lost the race waits for the winner before going on
+ * into kdump anyway. The tier takes microseconds today; steps added later
+ * that wait for the host must stay well inside this budget.
+ */
+#define PB_TIER_WAIT_US		5000
+
+static atomic_t pb_tier_state = ATOMIC_INIT(PB_TIER_ARMED);
+static const struct pb_pvpanic *pb_tier_dev;
+
+/* What one run of the tier did, for the summary line. */
+struct pb_tier_ctx {
+	enum pb_tier_caller from;
+	int cpu;
+	u64 start_ns;
+	bool crash_loaded;
+	u8 event;		/* the pvpanic event to write, 0 for none */
+	const char *reason;	/* why none, if event is 0 */
+};
+
+static const char *const pb_tier_callers[] = {
+	[PB_FROM_KPROBE] = "kprobe",
+	[PB_FROM_NOTIFIER] = "panic notifier",
+};
+
+/* Set up before the hooks are registered; see struct pb_pvpanic. */
+void pb_tier_arm(const struct pb_pvpanic *pv)
+{
+	pb_tier_dev = pv;
+}
+
+/*
+ * Decide which pvpanic event to send, if any. With a crash kernel loaded
+ * the only acceptable event is CRASH_LOADED: PANICKED would make the host
+ * stop the guest and kdump would never run, so a device without
+ * CRASH_LOADED gets nothing at all.
+ */
+static void pb_tier_pick_event(struct pb_tier_ctx *ctx)
+{
+	const struct pb_pvpanic *pv = pb_tier_dev;
+	u8 want;
+
+	if (!pv || pv->bus == PB_BUS_NONE) {
+		ctx->reason = "no pvpanic device";
+		return;
+	}
+
+	want = ctx->crash_loaded ? PB_PVPANIC_CRASH_LOADED :
+				   PB_PVPANIC_PANICKED;
+	if (!(pv->caps & want)) {
+		ctx->reason = ctx->crash_loaded ?
+			"crash kernel loaded, device lacks CRASH_LOADED" :
+			"device lacks PANICKED";
+		return;
+	}
+	ctx->event = want;
+}
+
+static void pb_tier_report(const struct pb_tier_ctx *ctx)
+{
+	u64 us = div_u64(ktime_get_mono_fast_ns() - ctx->start_ns,
+			 NSEC_PER_USEC);
+
+	if (ctx->event)
+		pr_emerg("hypervisor tier: signalling %s via %s after %llu us (cpu %d, %s)\n",
+			 ctx->event == PB_PVPANIC_CRASH_LOADED ?
+				"CRASH_LOADED" : "PANICKED",
+			 pb_tier_dev->name, us, ctx->cpu,
+			 pb_tier_callers[ctx->from]);
+	else
+		pr_emerg("hypervisor tier: signalling nothing (%s) after %llu us (cpu %d, %s)\n",
+			 ctx->reason, us, ctx->cpu,
+			 pb_tier_callers[ctx->from]);
+}
+
+/*
+ * The steps of the tier, in order. Steps that a later change will add go
+ * before the pvpanic write, because the host acts on that write:
+ *
+ *   1. fill the panic record into the mailbox's panic slot;
+ *   2. post UNLOAD on the broker channel and wait, bounded, for the ACK.
+ *
+ * The summary line is printed before the pvpanic write, and that write is
+ * the last thing the tier does: on PANICKED the host may stop the guest on
+ * that very instruction, and nothing after it would run.
+ */
+static void pb_tier_steps(struct pb_tier_ctx *ctx)
+{
+	ctx->crash_loaded = kexec_crash_loaded();
+
+	/* Mailbox steps (panic record, UNLOAD + ACK) will go here. */
+
+	pb_tier_pick_event(ctx);
+	pb_tier_report(ctx);
+	if (ctx->event)
+		pb_pvpanic_write(pb_tier_dev, ctx->event);
+}
+
+/*
+ * Another CPU is running the tier. Give it a bounded time to finish, so
+ * that we do not race it into kdump before the host has been told; then go
+ * on regardless.
+ */
+static void pb_tier_wait(void)
+{
+	unsigned int us;
+
+	for (us = 0; us < PB_TIER_WAIT_US; us++) {
+		if (atomic_read_acquire(&pb_tier_state) == PB_TIER_DONE)
+			return;
+		udelay(1);
+	}
+}
+
+/**
+ * pb_tier_run() - run the hypervisor tier, unless it has run already
+ * @from: which hook called us, for the summary line
+ *
+ * Safe to call from any context, any number of times, on any number of
+ * CPUs at once. The first caller runs the tier; the others return once it
+ * is done, or after PB_TIER_WAIT_US, or at once if the tier is running on
+ * their own CPU (we interrupted ourselves, say from NMI, and waiting would
+ * only burn the budget).
+ */
+void pb_tier_run(enum pb_tier_caller from)
+{
+	struct pb_tier_ctx ctx = {
+		.from = from,
+		.cpu = raw_smp_processor_id(),
+	};
+	int owner;
+
+	owner = atomic_cmpxchg(&pb_tier_state, PB_TIER_ARMED, ctx.cpu);
+	if (owner != PB_TIER_ARMED) {
+		if (owner != ctx.cpu)
+			pb_tier_wait();
+		return;
+	}
+
+	ctx.start_ns = ktime_get_mono_fast_ns();
+	pb_tier_steps(&ctx);
+	atomic_set_release(&pb_tier_state, PB_TIER_DONE);
+}
