@@ -28,7 +28,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all userspace module guests asan unit check e2e demo clean help
+.PHONY: all userspace module guests asan unit check e2e demo clean help install
 all: userspace module
 
 userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl
@@ -99,3 +99,13 @@ clean:
 	-$(MAKE) -C guest-driver clean KDIR=$(KDIR) >/dev/null 2>&1
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: userspace
+	install -D -m 0755 $(BUILD)/panicbrokerd $(DESTDIR)$(PREFIX)/sbin/panicbrokerd
+	install -D -m 0755 $(BUILD)/pbctl $(DESTDIR)$(PREFIX)/bin/pbctl
+	install -D -m 0644 docs/panicbrokerd.8 $(DESTDIR)$(PREFIX)/share/man/man8/panicbrokerd.8
+	install -D -m 0644 docs/pbctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbctl.1
+	install -D -m 0644 systemd/panicbrokerd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/panicbrokerd.service
+	install -D -m 0644 systemd/panicbrokerd.conf $(DESTDIR)/etc/panicbroker/panicbrokerd.conf.example

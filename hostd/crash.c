@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <panicbroker/pvpanic.h>
+
 #include "crash.h"
 #include "util.h"
 
@@ -127,7 +129,7 @@ int crash_new(struct spool *s, const struct crash_event *ev,
 	}
 	snprintf(c->vm, sizeof(c->vm), "%s", ev->vm);
 	c->state = CRASH_DETECTED;
-	c->kdump_loaded = strcmp(ev->event, "GUEST_CRASHLOADED") == 0;
+	c->kdump_loaded = strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0;
 	c->final_action = final_action;
 
 	rec = c->rec = json_object_new_object();

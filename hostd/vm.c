@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <panicbroker/pvpanic.h>
+
 #include "log.h"
 #include "qmp.h"
 #include "util.h"
@@ -271,7 +273,7 @@ static int vm_new_crash(struct vm *vm, const char *event,
 
 static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
 {
-	bool loaded = strcmp(ev->event, "GUEST_CRASHLOADED") == 0;
+	bool loaded = strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0;
 	const char *action = vm_event_action(ev);
 	char source[128];
 
@@ -550,7 +552,7 @@ static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
 	if (!c) {
 		if (strcmp(status, "guest-panicked") != 0)
 			return;
-		if (vm_new_crash(vm, "GUEST_PANICKED", NULL,
+		if (vm_new_crash(vm, PB_PVPANIC_QMP_PANICKED, NULL,
 				 "found the VM in guest-panicked at attach; its QMP event was missed") < 0)
 			return;
 		crash_set_state(vm->crash, CRASH_HELD, "QEMU holds the guest (status guest-panicked)");
@@ -630,8 +632,8 @@ static void vm_on_event(struct qmp *q, const struct qmp_msg *ev, void *ud)
 		return;
 	}
 	log_debug("VM %s: event %s", vm->cfg.name, ev->event);
-	if (strcmp(ev->event, "GUEST_PANICKED") == 0 ||
-	    strcmp(ev->event, "GUEST_CRASHLOADED") == 0)
+	if (strcmp(ev->event, PB_PVPANIC_QMP_PANICKED) == 0 ||
+	    strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0)
 		vm_on_crash_event(vm, ev);
 	else if (strcmp(ev->event, "RESET") == 0)
 		vm_on_reset(vm, ev);
