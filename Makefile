@@ -2,6 +2,7 @@
 # guest module when kernel headers for KDIR exist); `make check` runs the
 # unit tests under ASan/UBSan and the real-QEMU end-to-end tests.
 
+SHELL    := /bin/bash
 BUILD    ?= build
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -28,7 +29,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all userspace module guests asan unit check e2e demo clean help install
+.PHONY: all userspace module guests asan unit fuzz check e2e demo clean help install
 all: userspace module
 
 userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl
@@ -75,6 +76,25 @@ unit: asan
 		echo "== $$t"; $(BUILD)/asan/$$t; \
 	done
 
+# libFuzzer targets (clang): built with ASan/UBSan, run briefly by make check.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+$(BUILD)/fuzz/fuzz_qmp_msg: tests/fuzz/fuzz_qmp_msg.c hostd/qmp_msg.c
+	@mkdir -p $(@D)
+	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		corpus=$(BUILD)/fuzz/corpus-$${t#fuzz_}; mkdir -p $$corpus; \
+		echo "== $$t ($(FUZZ_SECONDS) s)"; \
+		$(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=200000 \
+			-print_final_stats=1 $$corpus tests/fuzz/corpus/$${t#fuzz_} 2>&1 | \
+			grep -E '^(stat::number_of_executed_units|stat::peak_rss|==|SUMMARY|Done)' ; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
 module:
 	@if [ -d "$(KDIR)" ]; then \
 		$(MAKE) -C guest-driver KDIR=$(KDIR); \
@@ -89,7 +109,7 @@ guests:
 e2e: userspace asan guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests/e2e
 
-check: userspace unit e2e
+check: userspace unit fuzz e2e
 
 demo: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/demo.py
