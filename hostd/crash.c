@@ -122,11 +122,6 @@ int crash_new(struct spool *s, const struct crash_event *ev,
 	if (!c)
 		return -ENOMEM;
 	c->dirfd = -1;
-	r = spool_create_crash(s, base, c->id, sizeof(c->id), &c->dirfd);
-	if (r < 0) {
-		free(c);
-		return r;
-	}
 	snprintf(c->vm, sizeof(c->vm), "%s", ev->vm);
 	c->state = CRASH_DETECTED;
 	c->kdump_loaded = strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0;
@@ -134,7 +129,7 @@ int crash_new(struct spool *s, const struct crash_event *ev,
 
 	rec = c->rec = json_object_new_object();
 	json_object_object_add(rec, "format", json_object_new_int(CRASH_RECORD_FORMAT));
-	json_object_object_add(rec, "id", json_object_new_string(c->id));
+	json_object_object_add(rec, "id", NULL);
 	json_object_object_add(rec, "vm", json_object_new_string(c->vm));
 	json_object_object_add(rec, "event", json_object_new_string(ev->event));
 	json_object_object_add(rec, "detected_at", crash_timestamp(ev->detected_usec));
@@ -154,6 +149,25 @@ int crash_new(struct spool *s, const struct crash_event *ev,
 	json_object_object_add(rec, "history", json_object_new_array());
 	crash_touch(c);
 	crash_history_add(c, "detected", ev->source);
+
+	/* Two crashes of one VM in one microsecond get -2, -3, ... */
+	for (unsigned int n = 1; n < 100; n++) {
+		int len = n == 1 ? snprintf(c->id, sizeof(c->id), "%s", base) :
+				   snprintf(c->id, sizeof(c->id), "%s-%u", base, n);
+
+		if (len < 0 || (size_t)len >= sizeof(c->id)) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		json_object_object_add(rec, "id", json_object_new_string(c->id));
+		r = spool_publish_crash(s, c->id, rec, &c->dirfd);
+		if (r != -EEXIST)
+			break;
+	}
+	if (r < 0) {
+		crash_free(c);
+		return r;
+	}
 	*ret = c;
 	return 0;
 }

@@ -55,6 +55,7 @@ struct crash_event {
 	const char *source;         /* how it was learnt, for the history */
 };
 
+/* Creates the crash and publishes its first record in the spool. */
 int crash_new(struct spool *s, const struct crash_event *ev,
 	      enum final_action final_action, struct crash **ret);
 /* Rebuilds an open crash from its record after a daemon restart. */

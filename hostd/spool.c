@@ -109,36 +109,57 @@ bool spool_id_is_valid(const char *id)
 	return name_chars_ok(id, SPOOL_ID_MAX - 1);
 }
 
-int spool_create_crash(struct spool *s, const char *base, char *ret_id,
-		       size_t idlen, int *ret_dirfd)
+static void spool_remove_stage(struct spool *s, const char *stage)
 {
-	for (unsigned int n = 1; n < 1000; n++) {
-		char id[SPOOL_ID_MAX];
-		int fd;
+	int fd = openat(s->crashes_fd, stage,
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
-		if (n == 1)
-			snprintf(id, sizeof(id), "%s", base);
-		else
-			snprintf(id, sizeof(id), "%s-%u", base, n);
-		if (!spool_id_is_valid(id) || strlen(id) >= idlen)
-			return -EINVAL;
-		if (mkdirat(s->crashes_fd, id, 0750) < 0) {
-			if (errno == EEXIST)
-				continue;
-			return -errno;
-		}
-		/* The new directory entry must survive a crash too. */
-		if (fsync(s->crashes_fd) < 0)
-			return -errno;
-		fd = openat(s->crashes_fd, id,
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			return -errno;
-		strcpy(ret_id, id);
-		*ret_dirfd = fd;
-		return 0;
+	if (fd >= 0) {
+		unlinkat(fd, SPOOL_RECORD_NAME, 0);
+		unlinkat(fd, "." SPOOL_RECORD_NAME ".tmp", 0);
+		close(fd);
 	}
-	return -EEXIST;
+	unlinkat(s->crashes_fd, stage, AT_REMOVEDIR);
+}
+
+int spool_publish_crash(struct spool *s, const char *id, json_object *record,
+			int *ret_dirfd)
+{
+	char stage[SPOOL_ID_MAX + 8];
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!spool_id_is_valid(id))
+		return -EINVAL;
+	if (faccessat(s->crashes_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	snprintf(stage, sizeof(stage), ".new-%s", id);
+	/* Left over if the daemon died while publishing: never visible. */
+	spool_remove_stage(s, stage);
+	if (mkdirat(s->crashes_fd, stage, 0750) < 0)
+		return -errno;
+	fd = openat(s->crashes_fd, stage,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = spool_write_record(fd, record);
+	if (r < 0)
+		goto fail;
+	if (renameat2(s->crashes_fd, stage, s->crashes_fd, id,
+		      RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* The new directory entry must survive a crash too. */
+	if (fsync(s->crashes_fd) < 0)
+		return -errno;
+	*ret_dirfd = TAKE_FD(fd);
+	return 0;
+fail:
+	spool_remove_stage(s, stage);
+	return r;
 }
 
 int spool_open_crash(struct spool *s, const char *id, int *ret_dirfd)

@@ -5,6 +5,7 @@
  *   SPOOL/              0750, created by the daemon
  *   SPOOL/.lock         flock()ed by the one daemon that owns the spool
  *   SPOOL/crashes/<id>/record.json   one crash, replaced atomically
+ *   SPOOL/crashes/.new-<id>/         a crash being published (hidden)
  *
  * Every record write is: write a temporary file in the same directory,
  * fsync it, rename it over the old one, fsync the directory. A reader sees
@@ -32,9 +33,14 @@ int spool_open(const char *path, bool owner, struct spool **ret, char *err,
 void spool_close(struct spool *s);
 const char *spool_path(const struct spool *s);
 
-/* Creates crashes/<base>[-N]/ (mode 0750) and returns its id and dirfd. */
-int spool_create_crash(struct spool *s, const char *base, char *ret_id,
-		       size_t idlen, int *ret_dirfd);
+/*
+ * Publishes a new crash directory crashes/<id>/ (mode 0750) holding @record:
+ * the directory is assembled under a hidden name and renamed into place, so
+ * a crash directory never exists without its complete record. -EEXIST when
+ * <id> is taken. Returns the new directory's fd in @ret_dirfd.
+ */
+int spool_publish_crash(struct spool *s, const char *id, json_object *record,
+			int *ret_dirfd);
 int spool_open_crash(struct spool *s, const char *id, int *ret_dirfd);
 
 int spool_write_atomic(int dirfd, const char *name, const void *data,

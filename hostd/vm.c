@@ -265,7 +265,6 @@ static int vm_new_crash(struct vm *vm, const char *event,
 			  vm->cfg.name, event, spool_path(vm->spool), strerror(-r));
 		return r;
 	}
-	vm_save(vm);
 	log_notice("VM %s: %s: crash %s recorded (%s)", vm->cfg.name, event,
 		   vm->crash->id, source);
 	return 0;

@@ -107,6 +107,11 @@ static void test_record_lifecycle(void **state)
 	c = new_crash(s, "GUEST_CRASHLOADED", 1700000000123456ULL);
 	assert_string_equal(c->id, "20231114T221320.123456Z-vm1");
 	assert_true(c->kdump_loaded);
+	/* Published whole: the directory appears with its record, nothing else. */
+	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", dir, c->id);
+	assert_int_equal(access(path, R_OK), 0);
+	snprintf(path, sizeof(path), "%s/crashes/.new-%s", dir, c->id);
+	assert_int_not_equal(access(path, F_OK), 0);
 	assert_int_equal(crash_save(c), 0);
 	/* Same microsecond, same VM: a distinct id, nothing overwritten. */
 	c2 = new_crash(s, "GUEST_PANICKED", 1700000000123456ULL);
