@@ -35,15 +35,13 @@ int crash_state_from_string(const char *s)
 
 int crash_id_base(uint64_t usec, const char *vm, char *buf, size_t len)
 {
-	time_t sec = (time_t)(usec / USEC_PER_SEC);
-	struct tm tm;
-	int n;
+	char when[TS_RFC3339_MAX];
+	int r, n;
 
-	if (!gmtime_r(&sec, &tm))
-		return -ERANGE;
-	n = snprintf(buf, len, "%04d%02d%02dT%02d%02d%02d.%06uZ-%s",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, (unsigned int)(usec % USEC_PER_SEC), vm);
+	r = ts_format_basic(usec, when, sizeof(when));
+	if (r < 0)
+		return r;
+	n = snprintf(buf, len, "%s-%s", when, vm);
 	if (n < 0 || (size_t)n >= len)
 		return -ENOBUFS;
 	return 0;

@@ -15,7 +15,7 @@ uint64_t ts_now_realtime_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
-int ts_format_rfc3339(uint64_t usec, char *buf, size_t len)
+static int ts_format(uint64_t usec, const char *fmt, char *buf, size_t len)
 {
 	time_t sec = (time_t)(usec / USEC_PER_SEC);
 	struct tm tm;
@@ -23,12 +23,22 @@ int ts_format_rfc3339(uint64_t usec, char *buf, size_t len)
 
 	if (!gmtime_r(&sec, &tm))
 		return -ERANGE;
-	n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, (unsigned int)(usec % USEC_PER_SEC));
+	n = snprintf(buf, len, fmt, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		     tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     (unsigned int)(usec % USEC_PER_SEC));
 	if (n < 0 || (size_t)n >= len)
 		return -ENOBUFS;
 	return 0;
+}
+
+int ts_format_rfc3339(uint64_t usec, char *buf, size_t len)
+{
+	return ts_format(usec, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", buf, len);
+}
+
+int ts_format_basic(uint64_t usec, char *buf, size_t len)
+{
+	return ts_format(usec, "%04d%02d%02dT%02d%02d%02d.%06uZ", buf, len);
 }
 
 int ts_parse_rfc3339(const char *s, uint64_t *ret_usec)

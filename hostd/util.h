@@ -13,6 +13,9 @@
 uint64_t ts_now_realtime_usec(void);
 /* Formats @usec (since the epoch, UTC) as RFC 3339 with microseconds. */
 int ts_format_rfc3339(uint64_t usec, char *buf, size_t len);
+/* The same instant in ISO 8601 basic format, fit for file names:
+ * "20261124T204155.123456Z". */
+int ts_format_basic(uint64_t usec, char *buf, size_t len);
 /* Parses what ts_format_rfc3339() writes (and only that). */
 int ts_parse_rfc3339(const char *s, uint64_t *ret_usec);
 

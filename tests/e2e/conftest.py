@@ -70,3 +70,18 @@ def make_daemon(tmp_path):
             errors.append(str(e))
     if errors:
         pytest.fail("\n".join(errors))
+
+
+@pytest.fixture
+def attach(make_guest, make_daemon):
+    """attach(series, vm_keys="", **Guest kwargs) -> (guest, daemon): a guest
+    whose command loop is ready and a daemon attached to it as VM "vm1"."""
+
+    def make(series, vm_keys="", **guest_kw):
+        g = make_guest(series, **guest_kw)
+        d = make_daemon([f"vm1,qmp={g.qmp_path}{vm_keys}"])
+        d.wait_log(r"VM vm1: attached to QMP", 30)
+        g.wait_ready(90)
+        return g, d
+
+    return make

@@ -20,11 +20,8 @@ def history_states(rec):
     return [h["state"] for h in rec["history"]]
 
 
-def test_qemu_killed_and_restarted_reattaches(make_guest, make_daemon):
-    g = make_guest(SERIES, cmdline=["pbtest.kdump=0"])
-    d = make_daemon([f"vm1,qmp={g.qmp_path}"])
-    d.wait_log(r"VM vm1: attached to QMP", 30)
-    g.wait_ready(90)
+def test_qemu_killed_and_restarted_reattaches(attach):
+    g, d = attach(SERIES, cmdline=["pbtest.kdump=0"])
 
     mark = d.log_offset()
     g.kill()
@@ -78,11 +75,8 @@ def test_hostile_qmp_peers_do_not_stall_a_real_vm(tmp_path, make_guest, make_dae
             f.close()
 
 
-def test_panic_while_the_daemon_is_down_is_found_at_attach(make_guest, make_daemon):
-    g = make_guest(SERIES, cmdline=["pbtest.kdump=0"])
-    d = make_daemon([f"vm1,qmp={g.qmp_path}"])
-    d.wait_log(r"VM vm1: attached to QMP", 30)
-    g.wait_ready(90)
+def test_panic_while_the_daemon_is_down_is_found_at_attach(attach, make_daemon):
+    g, d = attach(SERIES, cmdline=["pbtest.kdump=0"])
     d.stop()
 
     q = g.qmp()
@@ -101,11 +95,8 @@ def test_panic_while_the_daemon_is_down_is_found_at_attach(make_guest, make_daem
     g.wait_console(BOOTED, 120, start=mark)
 
 
-def test_final_action_preserve_keeps_the_guest_paused(make_guest, make_daemon):
-    g = make_guest(SERIES, cmdline=["pbtest.kdump=0"])
-    d = make_daemon([f"vm1,qmp={g.qmp_path},final_action=preserve"])
-    d.wait_log(r"VM vm1: attached to QMP", 30)
-    g.wait_ready(90)
+def test_final_action_preserve_keeps_the_guest_paused(attach):
+    g, d = attach(SERIES, ",final_action=preserve", cmdline=["pbtest.kdump=0"])
     q = g.qmp()
     g.command("panic")
     rec = d.wait_record(closed, 60)
@@ -115,11 +106,8 @@ def test_final_action_preserve_keeps_the_guest_paused(make_guest, make_daemon):
     assert "RESET" not in q.event_names()
 
 
-def test_final_action_poweroff_ends_qemu(make_guest, make_daemon):
-    g = make_guest(SERIES, cmdline=["pbtest.kdump=0"])
-    d = make_daemon([f"vm1,qmp={g.qmp_path},final_action=poweroff"])
-    d.wait_log(r"VM vm1: attached to QMP", 30)
-    g.wait_ready(90)
+def test_final_action_poweroff_ends_qemu(attach):
+    g, d = attach(SERIES, ",final_action=poweroff", cmdline=["pbtest.kdump=0"])
     g.command("panic")
     rec = d.wait_record(closed, 60)
     assert rec["final_action_result"]["outcome"] == "applied"

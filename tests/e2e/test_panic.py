@@ -26,21 +26,12 @@ def history_states(rec):
     return [h["state"] for h in rec["history"]]
 
 
-def start_pair(make_guest, make_daemon, series, vm_keys="", **guest_kw):
-    """A guest and a daemon attached to it, the guest's command loop ready."""
-    g = make_guest(series, **guest_kw)
-    d = make_daemon([f"vm1,qmp={g.qmp_path}{vm_keys}"])
-    d.wait_log(r"VM vm1: attached to QMP", 30)
-    g.wait_ready(90)
-    return g, d
-
-
 def closed(rec):
     return rec["state"] == "closed"
 
 
-def test_kdump_loaded_is_caught_before_kdump(series, make_guest, make_daemon):
-    g, d = start_pair(make_guest, make_daemon, series)
+def test_kdump_loaded_is_caught_before_kdump(series, attach):
+    g, d = attach(series)
     assert re.search(r"^PBTEST: kdump loaded", g.console_text(), re.M)
     q = g.qmp()
     mark = g.console_offset()
@@ -73,8 +64,8 @@ def test_kdump_loaded_is_caught_before_kdump(series, make_guest, make_daemon):
     assert len(d.records()) == 1
 
 
-def test_no_kdump_is_held_recorded_then_restarted(series, make_guest, make_daemon):
-    g, d = start_pair(make_guest, make_daemon, series, cmdline=["pbtest.kdump=0"])
+def test_no_kdump_is_held_recorded_then_restarted(series, attach):
+    g, d = attach(series, cmdline=["pbtest.kdump=0"])
     q = g.qmp()
     mark = g.console_offset()
     g.command("panic")
@@ -95,8 +86,8 @@ def test_no_kdump_is_held_recorded_then_restarted(series, make_guest, make_daemo
     assert len(crash_events(q)) == 1
 
 
-def test_oops_with_kdump_is_caught(series, make_guest, make_daemon):
-    g, d = start_pair(make_guest, make_daemon, series)
+def test_oops_with_kdump_is_caught(series, attach):
+    g, d = attach(series)
     q = g.qmp()
     mark = g.console_offset()
     g.command("oops")
@@ -109,9 +100,9 @@ def test_oops_with_kdump_is_caught(series, make_guest, make_daemon):
     assert rec["event"] == "GUEST_CRASHLOADED" and rec["kdump_loaded"] is True
 
 
-def test_control_without_module_the_host_hears_nothing(series, make_guest, make_daemon):
+def test_control_without_module_the_host_hears_nothing(series, attach):
     """The gap panicbroker closes: stock pvpanic with kdump loaded is silent."""
-    g, d = start_pair(make_guest, make_daemon, series, cmdline=["pbtest.module=0"])
+    g, d = attach(series, cmdline=["pbtest.module=0"])
     assert re.search(r"^PBTEST: kdump loaded", g.console_text(), re.M)
     q = g.qmp()
     mark = g.console_offset()
@@ -123,8 +114,8 @@ def test_control_without_module_the_host_hears_nothing(series, make_guest, make_
     assert d.records() == []
 
 
-def test_reload_twenty_times_then_panic_is_caught_once(series, make_guest, make_daemon):
-    g, d = start_pair(make_guest, make_daemon, series)
+def test_reload_twenty_times_then_panic_is_caught_once(series, attach):
+    g, d = attach(series)
     g.command("reload 20")
     g.wait_console(r"^PBTEST: reload done 20$", 120)
     q = g.qmp()
@@ -139,8 +130,8 @@ def test_reload_twenty_times_then_panic_is_caught_once(series, make_guest, make_
     assert len(d.records()) == 1
 
 
-def test_pci_pvpanic_without_the_distro_driver(series, make_guest, make_daemon):
-    g, d = start_pair(make_guest, make_daemon, series, pvpanic="pci",
+def test_pci_pvpanic_without_the_distro_driver(series, attach):
+    g, d = attach(series, pvpanic="pci",
                       cmdline=["pbtest.distro_pvpanic=0"])
     q = g.qmp()
     mark = g.console_offset()
