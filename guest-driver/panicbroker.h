@@ -44,7 +44,7 @@ struct pb_pvpanic {
 	bool port_forced;	/* ISA: port came from ioport=, not ACPI */
 	struct pci_dev *pdev;	/* PCI: referenced with pci_get_device() */
 	bool pdev_enabled;	/* PCI: we called pci_enable_device() */
-	char name[32];		/* "isa port 0x505", "pci 0000:00:03.0" */
+	char name[32];		/* "isa port 0x505", "pci 0000:00:02.0" */
 };
 
 int pb_pvpanic_find(struct pb_pvpanic *pv, enum pb_pvpanic_mode mode,

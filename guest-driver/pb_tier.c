@@ -16,6 +16,7 @@
 #include <linux/delay.h>
 #include <linux/kernel.h>
 #include <linux/kexec.h>
+#include <linux/math64.h>
 #include <linux/smp.h>
 #include <linux/timekeeping.h>
 
