@@ -449,8 +449,12 @@ class Guest:
                 why = f"timed out after {t:.1f}s waiting for"
                 break
             time.sleep(0.05)
+        text = self.console_text()
+        boots = len(re.findall(r"^PBTEST: booted ", text[start:], re.M))
+        if boots:
+            why = f"(guest booted {boots}x since offset {start}) " + why
         raise AssertionError(f"[{self.kver}] {why} {rx.pattern!r}\n"
-                             f"--- console tail (from offset {start}) ---\n"
+                             f"--- console tail (from offset {start}, of {len(text)}) ---\n"
                              f"{self.console_tail(start=start)}\n"
                              f"--- qemu.log tail ---\n{self._qemu_log_tail()}")
 
