@@ -20,7 +20,7 @@ PB_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) -Ihostd -Iinclude $(PKG_CFLAGS) \
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
-LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c
+LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
 DAEMON_SRCS := vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
