@@ -32,7 +32,7 @@ objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 .PHONY: all userspace module guests asan unit fuzz check e2e demo clean help install
 all: userspace module
 
-userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl
+userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore
 
 help:
 	@echo "make              build build/panicbrokerd, build/pbctl (and the module if KDIR has headers)"
@@ -58,6 +58,9 @@ $(BUILD)/panicbrokerd: $(call objs,obj,$(LIB_SRCS) $(DAEMON_SRCS))
 
 $(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/pbvmcore: $(call objs,obj,vmcore.c vmcore_tool.c)
+	$(CC) $(CFLAGS) -o $@ $^
 
 # Sanitized builds: the daemon the end-to-end tests run, and the unit tests.
 asan: $(BUILD)/asan/panicbrokerd $(BUILD)/asan/pbctl $(addprefix $(BUILD)/asan/,$(UNIT_TESTS))
