@@ -30,6 +30,36 @@ int final_action_from_string(const char *s)
 	return -EINVAL;
 }
 
+static const char *const snapshot_policy_names[] = {
+	[SNAPSHOT_ON_KDUMP_FAILURE] = "on-kdump-failure",
+	[SNAPSHOT_ALWAYS] = "always",
+	[SNAPSHOT_NEVER] = "never",
+};
+
+const char *snapshot_policy_to_string(enum snapshot_policy p)
+{
+	return snapshot_policy_names[p];
+}
+
+int snapshot_policy_from_string(const char *s)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(snapshot_policy_names); i++)
+		if (strcmp(s, snapshot_policy_names[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+bool snapshot_format_is_known(const char *s)
+{
+	static const char *const formats[] = { "elf", "kdump-zlib", "kdump-lzo",
+					       "kdump-snappy" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(formats); i++)
+		if (strcmp(s, formats[i]) == 0)
+			return true;
+	return false;
+}
+
 _printf_(3, 4) static int cfg_fail(char *err, size_t errlen, const char *fmt,
 				   ...)
 {
@@ -43,7 +73,10 @@ _printf_(3, 4) static int cfg_fail(char *err, size_t errlen, const char *fmt,
 
 void cfg_init(struct config *cfg)
 {
-	*cfg = (struct config){ .log_level = LOG_INFO };
+	*cfg = (struct config){
+		.log_level = LOG_INFO,
+		.max_dumps = CFG_DEFAULT_MAX_DUMPS,
+	};
 }
 
 void cfg_free(struct config *cfg)
@@ -101,10 +134,36 @@ static int cfg_vm_kdump_timeout(struct vm_config *vm, const char *value,
 	return 0;
 }
 
+static int cfg_vm_snapshot(struct vm_config *vm, const char *value, char *err,
+			   size_t errlen)
+{
+	int p = snapshot_policy_from_string(value);
+
+	if (p < 0)
+		return cfg_fail(err, errlen,
+				"snapshot must be always, on-kdump-failure or never, not '%s'",
+				value);
+	vm->snapshot = (enum snapshot_policy)p;
+	return 0;
+}
+
+static int cfg_vm_snapshot_format(struct vm_config *vm, const char *value,
+				  char *err, size_t errlen)
+{
+	if (!snapshot_format_is_known(value))
+		return cfg_fail(err, errlen,
+				"snapshot_format must be kdump-zlib, kdump-lzo, kdump-snappy or elf, not '%s'",
+				value);
+	snprintf(vm->snapshot_format, sizeof(vm->snapshot_format), "%s", value);
+	return 0;
+}
+
 static const struct cfg_vm_key cfg_vm_keys[] = {
 	{ "qmp", cfg_vm_qmp },
 	{ "final_action", cfg_vm_final_action },
 	{ "kdump_timeout", cfg_vm_kdump_timeout },
+	{ "snapshot", cfg_vm_snapshot },
+	{ "snapshot_format", cfg_vm_snapshot_format },
 };
 
 int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
@@ -115,6 +174,8 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 	struct vm_config vm = {
 		.final_action = FINAL_ACTION_RESTART,
 		.kdump_timeout_usec = CFG_DEFAULT_KDUMP_TIMEOUT_SEC * USEC_PER_SEC,
+		.snapshot = SNAPSHOT_ON_KDUMP_FAILURE,
+		.snapshot_format = CFG_DEFAULT_SNAPSHOT_FORMAT,
 	};
 	char *save = NULL, *tok, *name;
 
@@ -143,7 +204,7 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 				break;
 		if (i == ARRAY_SIZE(cfg_vm_keys))
 			return cfg_fail(err, errlen,
-					"VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout)",
+					"VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format)",
 					vm.name, tok);
 		if (seen & (1u << i))
 			return cfg_fail(err, errlen, "VM %s: key '%s' given twice",
@@ -218,8 +279,18 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		cfg->log_level = l;
 		return 0;
 	}
-	return cfg_fail(err, errlen, "unknown option '%s' (known: spool, vm, log-level)",
-			key);
+	if (strcmp(key, "max-dumps") == 0) {
+		uint64_t n;
+
+		if (parse_u64(value, 1, 64, &n) < 0)
+			return cfg_fail(err, errlen,
+					"max-dumps must be a whole number from 1 to 64, not '%s'",
+					value);
+		cfg->max_dumps = (unsigned int)n;
+		return 0;
+	}
+	return cfg_fail(err, errlen,
+			"unknown option '%s' (known: spool, vm, log-level, max-dumps)", key);
 }
 
 static char *cfg_strip(char *s)

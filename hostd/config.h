@@ -9,6 +9,7 @@
 #ifndef PB_CONFIG_H
 #define PB_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -27,16 +28,29 @@ enum final_action {
 	FINAL_ACTION_PRESERVE,
 };
 
+enum snapshot_policy {
+	SNAPSHOT_ON_KDUMP_FAILURE,
+	SNAPSHOT_ALWAYS,
+	SNAPSHOT_NEVER,
+};
+
+#define CFG_FORMAT_MAX 16
+#define CFG_DEFAULT_SNAPSHOT_FORMAT "kdump-zlib"
+#define CFG_DEFAULT_MAX_DUMPS 1
+
 struct vm_config {
 	char name[VM_NAME_MAX + 1];
 	char qmp_path[CFG_QMP_PATH_MAX + 1];
 	enum final_action final_action;
 	uint64_t kdump_timeout_usec;
+	enum snapshot_policy snapshot;
+	char snapshot_format[CFG_FORMAT_MAX];
 };
 
 struct config {
 	char *spool;
 	int log_level;
+	unsigned int max_dumps;
 	struct vm_config *vms;
 	size_t n_vms;
 };
@@ -55,5 +69,8 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 
 const char *final_action_to_string(enum final_action a);
 int final_action_from_string(const char *s);
+const char *snapshot_policy_to_string(enum snapshot_policy p);
+int snapshot_policy_from_string(const char *s);
+bool snapshot_format_is_known(const char *s);
 
 #endif

@@ -17,6 +17,7 @@ static const char *const crash_state_names[CRASH_STATE_MAX] = {
 	[CRASH_KDUMP_FINISHED] = "kdump_finished",
 	[CRASH_KDUMP_FAILED] = "kdump_failed",
 	[CRASH_KDUMP_TIMEOUT] = "kdump_timeout",
+	[CRASH_SNAPSHOTTING] = "snapshotting",
 	[CRASH_CLOSED] = "closed",
 };
 

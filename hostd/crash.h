@@ -30,6 +30,7 @@ enum crash_state {
 	CRASH_KDUMP_FINISHED, /* the kdump kernel rebooted the guest */
 	CRASH_KDUMP_FAILED,   /* the kdump kernel panicked too */
 	CRASH_KDUMP_TIMEOUT,  /* no reboot from kdump within the deadline */
+	CRASH_SNAPSHOTTING,   /* the VM is paused while its memory is dumped */
 	CRASH_CLOSED,         /* final action done; nothing more is owed */
 	CRASH_STATE_MAX,
 };

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "crash.h"
 #include "log.h"
+#include "snapshot.h"
 #include "spool.h"
 #include "version.h"
 #include "vm.h"
@@ -33,6 +34,7 @@ static void daemon_usage(FILE *f)
 		"  -c, --config FILE      read options from FILE (lines 'spool DIR', 'vm SPEC',\n"
 		"                         'log-level LEVEL'; '#' comments)\n"
 		"  -l, --log-level LEVEL  error, warning, notice, info (default) or debug\n"
+		"  -m, --max-dumps N      memory snapshots in flight at once, all VMs (default %d)\n"
 		"  -v, --verbose          same as --log-level debug\n"
 		"  -n, --check-config     check the configuration, print it and exit\n"
 		"  -h, --help             show this help\n"
@@ -43,9 +45,12 @@ static void daemon_usage(FILE *f)
 		"  final_action=ACTION    restart (default), poweroff or preserve\n"
 		"  kdump_timeout=SEC      how long a guest may stay in its kdump kernel\n"
 		"                         before the final action (default %d)\n"
+		"  snapshot=POLICY        on-kdump-failure (default), always or never:\n"
+		"                         when to dump the guest's memory into the spool\n"
+		"  snapshot_format=FMT    kdump-zlib (default), kdump-lzo, kdump-snappy or elf\n"
 		"\n"
 		"See panicbrokerd(8).\n",
-		CFG_DEFAULT_SPOOL, CFG_DEFAULT_KDUMP_TIMEOUT_SEC);
+		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_KDUMP_TIMEOUT_SEC);
 }
 
 enum { OPT_VERSION = 0x100 };
@@ -59,6 +64,7 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		{ "vm", required_argument, NULL, 'V' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "max-dumps", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "check-config", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
@@ -68,7 +74,7 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 	char err[CFG_ERR_MAX];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:V:c:l:vnh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:V:c:l:m:vnh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			r = cfg_set_option(cfg, "spool", optarg, err, sizeof(err));
@@ -81,6 +87,9 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 			break;
 		case 'l':
 			r = cfg_set_option(cfg, "log-level", optarg, err, sizeof(err));
+			break;
+		case 'm':
+			r = cfg_set_option(cfg, "max-dumps", optarg, err, sizeof(err));
 			break;
 		case 'v':
 			r = cfg_set_option(cfg, "log-level", "debug", err, sizeof(err));
@@ -120,12 +129,14 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 static void daemon_print_config(const struct config *cfg)
 {
 	printf("spool %s\n", cfg->spool);
+	printf("max-dumps %u\n", cfg->max_dumps);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
 		const struct vm_config *v = &cfg->vms[i];
 
-		printf("vm %s,qmp=%s,final_action=%s,kdump_timeout=%llu\n", v->name,
-		       v->qmp_path, final_action_to_string(v->final_action),
-		       (unsigned long long)(v->kdump_timeout_usec / USEC_PER_SEC));
+		printf("vm %s,qmp=%s,final_action=%s,kdump_timeout=%llu,snapshot=%s,snapshot_format=%s\n",
+		       v->name, v->qmp_path, final_action_to_string(v->final_action),
+		       (unsigned long long)(v->kdump_timeout_usec / USEC_PER_SEC),
+		       snapshot_policy_to_string(v->snapshot), v->snapshot_format);
 	}
 	printf("configuration OK\n");
 }
@@ -210,6 +221,7 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	log_setup("panicbrokerd", cfg.log_level);
+	snapshot_set_max_concurrent(cfg.max_dumps);
 
 	r = spool_open(cfg.spool, true, &spool, err, sizeof(err));
 	if (r < 0) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,9 @@ struct qmp {
 	char line[QMP_LINE_MAX + 1];
 	char *out;
 	size_t out_len, out_cap;
+	/* a descriptor to pass with the byte at out[fd_at] (-1: none) */
+	int fd_out;
+	size_t fd_at;
 
 	int64_t next_id;
 	struct qmp_pending pending[QMP_MAX_PENDING];
@@ -67,6 +71,7 @@ int qmp_new(sd_event *e, const char *path, const struct qmp_ops *ops,
 	q->ops = ops;
 	q->userdata = userdata;
 	q->fd = -1;
+	q->fd_out = -1;
 	q->next_id = 1;
 	*ret = q;
 	return 0;
@@ -81,6 +86,8 @@ static void qmp_teardown(struct qmp *q)
 	q->phase = QMP_DISCONNECTED;
 	q->in.len = 0;
 	q->out_len = 0;
+	closep(&q->fd_out);
+	q->fd_out = -1;
 	q->n_pending = 0;
 	q->session++;
 }
@@ -267,6 +274,67 @@ int qmp_send(struct qmp *q, const char *command, json_object *args,
 	return qmp_send_raw(q, command, args, fn, userdata);
 }
 
+int qmp_send_fd(struct qmp *q, const char *command, json_object *args, int fd,
+		qmp_reply_fn fn, void *userdata)
+{
+	size_t at = q->out_len;
+	int dup, r;
+
+	if (q->phase != QMP_READY)
+		return -ENOTCONN;
+	if (q->fd_out >= 0)
+		return -EBUSY;
+	dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dup < 0)
+		return -errno;
+	r = qmp_send_raw(q, command, args, fn, userdata);
+	if (r < 0) {
+		close(dup);
+		return r;
+	}
+	q->fd_out = dup;
+	q->fd_at = at;
+	return 0;
+}
+
+/* Sends up to @len bytes, with the pending descriptor if it is due. */
+static ssize_t qmp_send_some(struct qmp *q, size_t len)
+{
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = q->out, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	if (q->fd_out < 0)
+		return send(q->fd, q->out, len, MSG_NOSIGNAL);
+	if (q->fd_at > 0) {
+		/* Bytes queued before the command go first, without it. */
+		iov.iov_len = len < q->fd_at ? len : q->fd_at;
+		n = send(q->fd, q->out, iov.iov_len, MSG_NOSIGNAL);
+		if (n > 0)
+			q->fd_at -= (size_t)n;
+		return n;
+	}
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &q->fd_out, sizeof(int));
+	n = sendmsg(q->fd, &msg, MSG_NOSIGNAL);
+	if (n > 0) {
+		close(q->fd_out);
+		q->fd_out = -1;
+	}
+	return n;
+}
+
 static void qmp_on_capabilities(struct qmp *q, const struct qmp_msg *reply,
 				void *userdata)
 {
@@ -372,7 +440,7 @@ static void qmp_handle_input(struct qmp *q)
 static int qmp_flush(struct qmp *q)
 {
 	while (q->out_len) {
-		ssize_t n = send(q->fd, q->out, q->out_len, MSG_NOSIGNAL);
+		ssize_t n = qmp_send_some(q, q->out_len);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)

@@ -53,5 +53,12 @@ bool qmp_is_ready(const struct qmp *q);
 /* @args may be NULL; it is not consumed. */
 int qmp_send(struct qmp *q, const char *command, json_object *args,
 	     qmp_reply_fn fn, void *userdata);
+/*
+ * Like qmp_send(), passing @fd to QEMU with the command (SCM_RIGHTS), as
+ * "getfd" and "add-fd" expect. The caller keeps its own @fd; one fd may be
+ * in flight at a time (-EBUSY).
+ */
+int qmp_send_fd(struct qmp *q, const char *command, json_object *args, int fd,
+		qmp_reply_fn fn, void *userdata);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "qmp.h"
+#include "snapshot.h"
 #include "util.h"
 #include "vm.h"
 
@@ -19,6 +20,7 @@ enum vm_step {
 	VM_STEP_AWAIT_RESET, /* reply in, waiting for the RESET event */
 	VM_STEP_CONT,       /* cont sent */
 	VM_STEP_QUIT,       /* quit sent (poweroff) */
+	VM_STEP_STOP,       /* stop sent before a snapshot */
 };
 
 struct vm {
@@ -40,11 +42,18 @@ struct vm {
 	bool guest_down; /* the kdump kernel powered the guest off */
 	sd_event_source *step_timer;
 
+	struct snapshot *snap;
+	sd_event_source *snap_retry;
+	bool snap_resume_kdump; /* after the snapshot: cont into kdump */
+
 	uint64_t rl_window_usec;
 	unsigned int rl_count;
 };
 
 static void vm_final_action(struct vm *vm);
+static void vm_snapshot(struct vm *vm, bool resume_kdump);
+static void vm_send_step(struct vm *vm, enum vm_step step, const char *cmd,
+			 qmp_reply_fn fn);
 
 const char *vm_name(const struct vm *vm)
 {
@@ -189,6 +198,7 @@ static void vm_on_closed(struct qmp *q, int error, const char *reason, void *ud)
 		vm->backoff_usec = VM_BACKOFF_MIN_USEC;
 	vm->ready_at_usec = 0;
 	vm_stop_step(vm);
+	snapshot_on_session_lost(vm->snap);
 	if (vm->crash && step == VM_STEP_QUIT) {
 		/* quit makes QEMU close the socket, sometimes before replying. */
 		vm_close_crash(vm, "applied", "QEMU quit");
@@ -209,6 +219,22 @@ static const char *vm_event_action(const struct qmp_msg *ev)
 	return "unknown";
 }
 
+/*
+ * kdump failed or went silent: snapshot the crashed kernel's memory if the
+ * policy wants it and none was taken yet, then the final action.
+ */
+static void vm_kdump_failed(struct vm *vm)
+{
+	if (vm->cfg.snapshot != SNAPSHOT_NEVER &&
+	    !json_object_object_get_ex(vm->crash->rec, "snapshot", NULL)) {
+		crash_note(vm->crash, "snapshot=%s: kdump did not finish, so the host takes the snapshot",
+			   snapshot_policy_to_string(vm->cfg.snapshot));
+		vm_snapshot(vm, false);
+		return;
+	}
+	vm_final_action(vm);
+}
+
 static int vm_on_kdump_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct vm *vm = ud;
@@ -225,7 +251,7 @@ static int vm_on_kdump_timer(sd_event_source *s, uint64_t usec, void *ud)
 			"no reboot from the kdump kernel within %llu s",
 			(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
 	vm_save(vm);
-	vm_final_action(vm);
+	vm_kdump_failed(vm);
 	return 0;
 }
 
@@ -243,6 +269,16 @@ static void vm_arm_kdump_timer(struct vm *vm)
 	if (r < 0)
 		log_error("VM %s: cannot arm the kdump deadline: %s", vm->cfg.name,
 			  strerror(-r));
+}
+
+static void vm_enter_kdump(struct vm *vm, const char *why)
+{
+	crash_set_kdump_deadline(vm->crash, ts_now_realtime_usec() +
+						    vm->cfg.kdump_timeout_usec);
+	crash_set_state(vm->crash, CRASH_KDUMP_RUNNING, "%s (deadline %llu s)", why,
+			(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+	vm_save(vm);
+	vm_arm_kdump_timer(vm);
 }
 
 static int vm_new_crash(struct vm *vm, const char *event,
@@ -270,6 +306,18 @@ static int vm_new_crash(struct vm *vm, const char *event,
 	return 0;
 }
 
+/* No crash kernel: the guest is held; snapshot unless told never to. */
+static void vm_held(struct vm *vm)
+{
+	if (vm->cfg.snapshot != SNAPSHOT_NEVER) {
+		crash_note(vm->crash, "snapshot=%s: no crash kernel, so the host takes the snapshot",
+			   snapshot_policy_to_string(vm->cfg.snapshot));
+		vm_snapshot(vm, false);
+		return;
+	}
+	vm_final_action(vm);
+}
+
 static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
 {
 	bool loaded = strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0;
@@ -284,7 +332,7 @@ static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
 			vm_save(vm);
 			log_warn("VM %s: crash %s: the kdump kernel panicked", vm->cfg.name,
 				 vm->crash->id);
-			vm_final_action(vm);
+			vm_kdump_failed(vm);
 			return;
 		}
 		crash_add_duplicate(vm->crash, ev->event);
@@ -301,13 +349,12 @@ static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
 		return;
 	}
 	if (loaded) {
-		crash_set_kdump_deadline(vm->crash, ts_now_realtime_usec() +
-							    vm->cfg.kdump_timeout_usec);
-		crash_set_state(vm->crash, CRASH_KDUMP_RUNNING,
-				"a crash kernel is loaded: the guest runs on into kdump (deadline %llu s)",
-				(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
-		vm_save(vm);
-		vm_arm_kdump_timer(vm);
+		if (vm->cfg.snapshot == SNAPSHOT_ALWAYS) {
+			crash_note(vm->crash, "snapshot=always: the guest is paused for a snapshot before kdump goes on");
+			vm_snapshot(vm, true);
+			return;
+		}
+		vm_enter_kdump(vm, "a crash kernel is loaded: the guest runs on into kdump");
 		return;
 	}
 	if (strcmp(action, "poweroff") == 0 || strcmp(action, "shutdown") == 0 ||
@@ -320,7 +367,7 @@ static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
 	crash_set_state(vm->crash, CRASH_HELD, "QEMU holds the guest (panic action %s)",
 			action);
 	vm_save(vm);
-	vm_final_action(vm);
+	vm_held(vm);
 }
 
 static void vm_on_reset(struct vm *vm, const struct qmp_msg *ev)
@@ -360,6 +407,98 @@ static void vm_on_shutdown(struct vm *vm, const struct qmp_msg *ev)
 		vm_save(vm);
 		vm_final_action(vm);
 	}
+}
+
+/* ---- snapshot: stop, dump, then cont into kdump or the final action ---- */
+
+static void vm_on_kdump_cont(struct qmp *q, const struct qmp_msg *reply, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)q;
+	vm->step = VM_STEP_NONE;
+	if (reply->type == QMP_MSG_ERROR) {
+		crash_note(vm->crash, "cont after the snapshot refused: %s", reply->error_desc);
+		vm_kdump_failed(vm);
+		return;
+	}
+	vm_enter_kdump(vm, "snapshot taken: the guest goes on into kdump");
+}
+
+static void vm_on_snapshot_done(struct snapshot *s, bool ok, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)s;
+	(void)ok;
+	vm->snap = NULL;
+	if (!vm->crash)
+		return;
+	if (vm->snap_resume_kdump) {
+		vm->snap_resume_kdump = false;
+		vm_send_step(vm, VM_STEP_CONT, "cont", vm_on_kdump_cont);
+		return;
+	}
+	vm_final_action(vm);
+}
+
+static int vm_on_snapshot_retry(sd_event_source *src, uint64_t usec, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)src;
+	(void)usec;
+	vm->snap_retry = sd_event_source_disable_unref(vm->snap_retry);
+	if (vm->crash && vm->crash->state == CRASH_SNAPSHOTTING && !vm->snap)
+		vm_snapshot(vm, vm->snap_resume_kdump);
+	return 0;
+}
+
+static void vm_snapshot_begin(struct vm *vm)
+{
+	int r;
+
+	r = snapshot_start(vm->event, vm->qmp, vm->crash, spool_path(vm->spool),
+			   vm->cfg.snapshot_format, vm_on_snapshot_done, vm, &vm->snap);
+	if (r == -EBUSY) {
+		/* Others hold every dump slot: the guest stays paused meanwhile. */
+		if (!vm->snap_retry)
+			crash_note(vm->crash, "waiting for a free dump slot");
+		sd_event_add_time_relative(vm->event, &vm->snap_retry, CLOCK_MONOTONIC,
+					   USEC_PER_SEC, 0, vm_on_snapshot_retry, vm);
+		return;
+	}
+	if (r < 0) {
+		crash_note(vm->crash, "snapshot not taken: %s", strerror(-r));
+		vm_save(vm);
+		vm_on_snapshot_done(NULL, false, vm);
+	}
+}
+
+static void vm_on_stop(struct qmp *q, const struct qmp_msg *reply, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)q;
+	vm->step = VM_STEP_NONE;
+	if (reply->type == QMP_MSG_ERROR) {
+		crash_note(vm->crash, "stop refused (%s): no snapshot", reply->error_desc);
+		vm_save(vm);
+		vm_on_snapshot_done(NULL, false, vm);
+		return;
+	}
+	vm_snapshot_begin(vm);
+}
+
+/* Pauses the guest (it may be running into or in kdump) and dumps it. */
+static void vm_snapshot(struct vm *vm, bool resume_kdump)
+{
+	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+	vm->snap_resume_kdump = resume_kdump;
+	crash_set_state(vm->crash, CRASH_SNAPSHOTTING, "taking a %s snapshot of the guest's memory",
+			vm->cfg.snapshot_format);
+	vm_save(vm);
+	vm_send_step(vm, VM_STEP_STOP, "stop", vm_on_stop);
 }
 
 /* ---- final action: restart = [query-status] system_reset, RESET, [cont] ---- */
@@ -580,7 +719,7 @@ static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
 	}
 	if (strcmp(status, "running") == 0 &&
 	    (c->state == CRASH_DETECTED || c->state == CRASH_HELD ||
-	     c->state == CRASH_KDUMP_FAILED)) {
+	     c->state == CRASH_KDUMP_FAILED || c->state == CRASH_SNAPSHOTTING)) {
 		vm_close_crash(vm, "not-needed",
 			       "the VM was found running at reattach: it was restarted outside panicbroker");
 		return;
@@ -638,6 +777,8 @@ static void vm_on_event(struct qmp *q, const struct qmp_msg *ev, void *ud)
 		vm_on_reset(vm, ev);
 	else if (strcmp(ev->event, "SHUTDOWN") == 0)
 		vm_on_shutdown(vm, ev);
+	else if (strcmp(ev->event, "DUMP_COMPLETED") == 0)
+		snapshot_on_event(vm->snap, ev);
 }
 
 static const struct qmp_ops vm_qmp_ops = {
@@ -681,6 +822,7 @@ void vm_adopt_crash(struct vm *vm, struct crash *c)
 	vm->crash = c;
 	crash_note(c, "panicbrokerd restarted; crash resumed in state %s",
 		   crash_state_to_string(c->state));
+	snapshot_abandon_stale(c);
 	vm_save(vm);
 }
 
@@ -692,6 +834,8 @@ void vm_free(struct vm *vm)
 	sd_event_source_disable_unref(vm->retry_timer);
 	sd_event_source_disable_unref(vm->kdump_timer);
 	sd_event_source_disable_unref(vm->step_timer);
+	sd_event_source_disable_unref(vm->snap_retry);
+	snapshot_free(vm->snap);
 	crash_free(vm->crash);
 	sd_event_unref(vm->event);
 	free(vm);

@@ -75,10 +75,14 @@ def make_daemon(tmp_path):
 @pytest.fixture
 def attach(make_guest, make_daemon):
     """attach(series, vm_keys="", **Guest kwargs) -> (guest, daemon): a guest
-    whose command loop is ready and a daemon attached to it as VM "vm1"."""
+    whose command loop is ready and a daemon attached to it as VM "vm1"
+    (with snapshot=never unless vm_keys says otherwise)."""
 
     def make(series, vm_keys="", **guest_kw):
         g = make_guest(series, **guest_kw)
+        # Snapshots have tests of their own; elsewhere they only cost time.
+        if "snapshot=" not in vm_keys:
+            vm_keys += ",snapshot=never"
         d = make_daemon([f"vm1,qmp={g.qmp_path}{vm_keys}"])
         d.wait_log(r"VM vm1: attached to QMP", 30)
         g.wait_ready(90)

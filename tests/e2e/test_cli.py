@@ -27,13 +27,18 @@ def test_check_config_prints_the_effective_configuration(tmp_path):
     conf = tmp_path / "pb.conf"
     conf.write_text("# two VMs\nspool /srv/pb\nvm a,qmp=/run/a.sock\n"
                     "vm b,qmp=/run/b.sock,final_action=preserve,kdump_timeout=90\n")
-    p = run(DAEMON, "--config", str(conf), "--vm", "c,qmp=/run/c.sock,final_action=poweroff",
+    p = run(DAEMON, "--config", str(conf), "--vm",
+            "c,qmp=/run/c.sock,final_action=poweroff,snapshot=always,snapshot_format=elf",
             "--check-config")
     assert p.returncode == 0, p.stderr
     assert p.stdout == ("spool /srv/pb\n"
-                        "vm a,qmp=/run/a.sock,final_action=restart,kdump_timeout=600\n"
-                        "vm b,qmp=/run/b.sock,final_action=preserve,kdump_timeout=90\n"
-                        "vm c,qmp=/run/c.sock,final_action=poweroff,kdump_timeout=600\n"
+                        "max-dumps 1\n"
+                        "vm a,qmp=/run/a.sock,final_action=restart,kdump_timeout=600,"
+                        "snapshot=on-kdump-failure,snapshot_format=kdump-zlib\n"
+                        "vm b,qmp=/run/b.sock,final_action=preserve,kdump_timeout=90,"
+                        "snapshot=on-kdump-failure,snapshot_format=kdump-zlib\n"
+                        "vm c,qmp=/run/c.sock,final_action=poweroff,kdump_timeout=600,"
+                        "snapshot=always,snapshot_format=elf\n"
                         "configuration OK\n")
 
 
@@ -45,6 +50,9 @@ def test_bad_configuration_is_a_usage_error_with_a_reason(tmp_path):
         (("--vm", "a,qmp=/q", "--vm", "a,qmp=/r"), "configured twice"),
         (("--config", str(tmp_path / "missing.conf")), "missing.conf: No such file"),
         (("--vm", "a,qmp=/q", "stray"), "unexpected argument 'stray'"),
+        (("--vm", "a,qmp=/q,snapshot=sometimes"), "always, on-kdump-failure or never"),
+        (("--vm", "a,qmp=/q,snapshot_format=win-dmp"), "kdump-zlib, kdump-lzo, kdump-snappy or elf"),
+        (("--vm", "a,qmp=/q", "--max-dumps", "0"), "max-dumps must be a whole number"),
     ]
     for args, reason in cases:
         p = run(DAEMON, "--spool", str(tmp_path / "s"), *args)

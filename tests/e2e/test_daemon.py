@@ -49,7 +49,7 @@ def test_hostile_qmp_peers_do_not_stall_a_real_vm(tmp_path, make_guest, make_dae
     try:
         g = make_guest(SERIES, cmdline=["pbtest.kdump=0"])
         specs = [f"fake-{b},qmp={f.path}" for b, f in fakes.items()]
-        specs.append(f"real,qmp={g.qmp_path}")
+        specs.append(f"real,qmp={g.qmp_path},snapshot=never")
         d = make_daemon(specs)
         d.wait_log(r"VM real: attached to QMP", 30)
         for b, rx in behaviours.items():
@@ -88,7 +88,7 @@ def test_panic_while_the_daemon_is_down_is_found_at_attach(attach, make_daemon):
     assert q.wait_event("GUEST_PANICKED", 60)["data"]["action"] == "pause"
     assert q.execute("query-status")["status"] == "guest-panicked"
 
-    d2 = make_daemon([f"vm1,qmp={g.qmp_path}"])
+    d2 = make_daemon([f"vm1,qmp={g.qmp_path},snapshot=never"])
     rec = d2.wait_record(closed, 60)
     assert rec["event"] == "GUEST_PANICKED"
     assert rec["qmp_timestamp"] is None
@@ -119,7 +119,7 @@ def test_final_action_poweroff_ends_qemu(attach):
 
 def test_hung_kdump_times_out_and_survives_a_daemon_restart(tmp_path, make_guest, make_daemon):
     g = make_guest(SERIES, cmdline=["pbtest.kdump_hang=1"])
-    spec = f"vm1,qmp={g.qmp_path},kdump_timeout=25"
+    spec = f"vm1,qmp={g.qmp_path},kdump_timeout=25,snapshot=never"
     d = make_daemon([spec])
     d.wait_log(r"VM vm1: attached to QMP", 30)
     g.wait_ready(90)

@@ -24,6 +24,8 @@ static void test_vm_spec_defaults(void **state)
 	assert_string_equal(vm.qmp_path, "/run/q.sock");
 	assert_int_equal(vm.final_action, FINAL_ACTION_RESTART);
 	assert_int_equal(vm.kdump_timeout_usec, CFG_DEFAULT_KDUMP_TIMEOUT_SEC * 1000000ULL);
+	assert_int_equal(vm.snapshot, SNAPSHOT_ON_KDUMP_FAILURE);
+	assert_string_equal(vm.snapshot_format, "kdump-zlib");
 }
 
 static void test_vm_spec_all_keys(void **state)
@@ -32,8 +34,11 @@ static void test_vm_spec_all_keys(void **state)
 	char err[CFG_ERR_MAX] = "";
 
 	(void)state;
-	assert_int_equal(cfg_parse_vm_spec("db.2,final_action=preserve,qmp=/q,kdump_timeout=30",
+	assert_int_equal(cfg_parse_vm_spec("db.2,final_action=preserve,qmp=/q,kdump_timeout=30,"
+					   "snapshot=never,snapshot_format=elf",
 					   &vm, err, sizeof(err)), 0);
+	assert_int_equal(vm.snapshot, SNAPSHOT_NEVER);
+	assert_string_equal(vm.snapshot_format, "elf");
 	assert_int_equal(vm.final_action, FINAL_ACTION_PRESERVE);
 	assert_int_equal(vm.kdump_timeout_usec, 30 * 1000000ULL);
 	assert_string_equal(vm.qmp_path, "/q");
@@ -60,6 +65,8 @@ static void test_vm_spec_errors(void **state)
 		{ "web1,qmp=/q,kdump_timeout=12x", "whole seconds" },
 		{ "web1,qmp=/q,kdump_timeout=99999999999999999999", "whole seconds" },
 		{ "web1,qmp=/q,novalue", "not key=value" },
+		{ "web1,qmp=/q,snapshot=maybe", "always, on-kdump-failure or never" },
+		{ "web1,qmp=/q,snapshot_format=win-dmp", "kdump-zlib, kdump-lzo, kdump-snappy or elf" },
 	};
 	char err[CFG_ERR_MAX];
 	struct vm_config vm;
