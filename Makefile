@@ -21,7 +21,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
 LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
-DAEMON_SRCS := vm.c panicbrokerd.c
+DAEMON_SRCS := job.c snapshot.c vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -87,6 +87,10 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 $(BUILD)/fuzz/fuzz_qmp_msg: tests/fuzz/fuzz_qmp_msg.c hostd/qmp_msg.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/fuzz/fuzz_vmcore: tests/fuzz/fuzz_vmcore.c hostd/vmcore.c
+	@mkdir -p $(@D)
+	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(FUZZ_FLAGS) -o $@ $^
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do \
