@@ -29,7 +29,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all userspace module guests asan unit fuzz check e2e demo clean help install
+.PHONY: all userspace module guests asan unit fuzz check e2e demo clean help install bench
 all: userspace module
 
 userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore
@@ -136,3 +136,10 @@ install: userspace
 	install -D -m 0644 docs/pbctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbctl.1
 	install -D -m 0644 systemd/panicbrokerd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/panicbrokerd.service
 	install -D -m 0644 systemd/panicbrokerd.conf $(DESTDIR)/etc/panicbroker/panicbrokerd.conf.example
+
+# Snapshot benchmark: dump-guest-memory by hand vs panicbrokerd's snapshots,
+# per guest size and format (tests/bench/README.md). Options go in BENCH_ARGS,
+# e.g. make bench BENCH_ARGS="--sizes 1 --series 6.12".
+bench: userspace guests
+	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
+		$(PYTHON) tests/bench/snapshot-bench.py $(BENCH_ARGS)
