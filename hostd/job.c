@@ -136,7 +136,9 @@ static int job_start(sd_event *e, job_fn fn, void *fn_data, char *const argv[],
 			dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0], strerror(errno));
 			_exit(127);
 		}
-		_exit(fn(fn_data));
+		r = fn(fn_data);
+		fflush(NULL);
+		_exit(r);
 	}
 	close(pipefd[1]);
 	j->pid = pid;

@@ -203,6 +203,10 @@ static void snapshot_on_verified(struct job *j, int status, const char *output,
 		char *p;
 
 		log[n] = '\0';
+		json_object_object_add(v, "log_path", json_object_new_string(SNAPSHOT_DMESG));
+		json_object_object_add(v, "log_tail",
+				       json_object_new_string(n > SNAPSHOT_LOG_TAIL ?
+							      log + n - SNAPSHOT_LOG_TAIL : log));
 		p = strstr(log, SNAPSHOT_PANIC_MARK);
 		if (p) {
 			char *bol = p, *eol = strchr(p, '\n');
@@ -213,11 +217,6 @@ static void snapshot_on_verified(struct job *j, int status, const char *output,
 				*eol = '\0';
 			line = bol;
 		}
-		json_object_object_add(v, "log_path", json_object_new_string(SNAPSHOT_DMESG));
-		json_object_object_add(v, "log_tail",
-				       json_object_new_string(n > SNAPSHOT_LOG_TAIL && !line ?
-							      log + n - SNAPSHOT_LOG_TAIL :
-							      log));
 	}
 	json_object_object_add(v, "panic_line", line ? json_object_new_string(line) : NULL);
 	json_object_object_add(v, "ok", json_object_new_boolean(status == 0 && line));

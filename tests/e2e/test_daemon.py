@@ -6,6 +6,7 @@ exercise the host side (the guest side runs on both in test_panic.py)."""
 import os
 import re
 
+from tests.lib.daemon import record_states
 from tests.lib.fakeqmp import FakeQMP
 
 SERIES = "6.1"
@@ -14,10 +15,6 @@ BOOTED = r"^PBTEST: booted "
 
 def closed(rec):
     return rec["state"] == "closed"
-
-
-def history_states(rec):
-    return [h["state"] for h in rec["history"]]
 
 
 def test_qemu_killed_and_restarted_reattaches(attach):
@@ -93,7 +90,7 @@ def test_panic_while_the_daemon_is_down_is_found_at_attach(attach, make_daemon):
     assert rec["event"] == "GUEST_PANICKED"
     assert rec["qmp_timestamp"] is None
     assert "QMP event was missed" in rec["history"][0]["reason"]
-    assert history_states(rec) == ["detected", "held", "closed"]
+    assert record_states(rec) == ["detected", "held", "closed"]
     g.wait_console(BOOTED, 120, start=mark)
 
 
@@ -134,8 +131,8 @@ def test_hung_kdump_times_out_and_survives_a_daemon_restart(tmp_path, make_guest
     d2 = make_daemon([spec])
     d2.wait_log(r"VM vm1: resuming open crash " + re.escape(rec["id"]), 30)
     rec = d2.wait_record(closed, 90)
-    assert history_states(rec)[:2] == ["detected", "kdump_running"]
-    assert "kdump_timeout" in history_states(rec)
+    assert record_states(rec)[:2] == ["detected", "kdump_running"]
+    assert "kdump_timeout" in record_states(rec)
     assert rec["final_action_result"]["outcome"] == "applied"
     g.wait_console(BOOTED, 120, start=m.end())
     assert len(d2.records()) == 1

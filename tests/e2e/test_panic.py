@@ -11,6 +11,8 @@ import re
 
 import pytest
 
+from tests.lib.daemon import record_states
+
 CRASH_EVENTS = ("GUEST_PANICKED", "GUEST_CRASHLOADED")
 TIER_LINE = r"panicbroker: hypervisor tier"
 BOOTED = r"^PBTEST: booted "
@@ -20,10 +22,6 @@ KDUMP_INIT = r"^PBTEST: kdump init reached"
 def crash_events(q):
     q.drain()
     return [e for e in q.events if e.get("event") in CRASH_EVENTS]
-
-
-def history_states(rec):
-    return [h["state"] for h in rec["history"]]
 
 
 def closed(rec):
@@ -58,7 +56,7 @@ def test_kdump_loaded_is_caught_before_kdump(series, attach):
     g.wait_console(BOOTED, 120, start=m.end())
     rec = d.wait_record(closed, 60, "the crash closed")
     assert rec["final_action_result"]["outcome"] == "not-needed"
-    assert history_states(rec) == ["detected", "kdump_running", "kdump_finished", "closed"]
+    assert record_states(rec) == ["detected", "kdump_running", "kdump_finished", "closed"]
     assert rec["duplicate_events"] == 0
     assert len(crash_events(q)) == 1
     assert len(d.records()) == 1
@@ -76,7 +74,7 @@ def test_no_kdump_is_held_recorded_then_restarted(series, attach):
     rec = d.wait_record(closed, 60, "the crash closed")
     assert rec["event"] == "GUEST_PANICKED"
     assert rec["kdump_loaded"] is False
-    assert history_states(rec) == ["detected", "held", "closed"]
+    assert record_states(rec) == ["detected", "held", "closed"]
     assert rec["final_action_result"]["outcome"] == "applied"
     q.wait_event("RESET", 30)
     # It boots again, and is running.

@@ -132,3 +132,12 @@ class Daemon:
                                      f"{json.dumps(recs, indent=1)[-4000:]}\n"
                                      f"daemon log:\n{self.log_text()[-3000:]}")
             time.sleep(0.1)
+
+
+def record_states(rec):
+    """The states a crash went through (notes in between folded away)."""
+    out = []
+    for h in rec["history"]:
+        if not out or out[-1] != h["state"]:
+            out.append(h["state"])
+    return out
