@@ -298,8 +298,8 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 				    strerror(-n));
 		if (n == 0)
 			return fail(err, errlen, -EBADMSG,
-				    "dump ends after %llu records without the end marker (incomplete)",
-				    (unsigned long long)nrec);
+				    "dump ends after %llu record%s without the end marker (incomplete)",
+				    (unsigned long long)nrec, nrec == 1 ? "" : "s");
 		if (n < (ssize_t)sizeof(h))
 			return fail(err, errlen, -EBADMSG,
 				    "record header truncated at input offset %llu",

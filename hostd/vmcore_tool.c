@@ -78,6 +78,7 @@ static int cmd_unflatten(const char *in, const char *out)
 	}
 	if (r < 0) {
 		fprintf(stderr, "pbvmcore: %s: %s\n", in, err);
+		unlink(out); /* half a dump is no dump */
 		return 1;
 	}
 	return 0;
