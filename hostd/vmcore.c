@@ -268,19 +268,18 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n == 0)
 		return fail(err, errlen, -EBADMSG, "the dump is empty");
-	if (!flat_header_ok(buf, n)) {
-		if (n >= (ssize_t)sizeof(FLAT_SIGNATURE) &&
-		    memcmp(buf, FLAT_SIGNATURE, sizeof(FLAT_SIGNATURE)) == 0)
-			return fail(err, errlen, -EBADMSG,
-				    "flattened header type is %lld, not %d",
-				    (long long)get_be64(buf + 16), FLAT_TYPE);
+	if (n < (ssize_t)sizeof(FLAT_SIGNATURE) ||
+	    memcmp(buf, FLAT_SIGNATURE, sizeof(FLAT_SIGNATURE)) != 0)
 		return fail(err, errlen, -EMEDIUMTYPE,
 			    "not a flattened dump (no makedumpfile signature)");
-	}
 	if (n < VMCORE_FLAT_HEADER_SIZE)
 		return fail(err, errlen, -EBADMSG,
 			    "flattened header truncated (%zd of %d bytes)", n,
 			    VMCORE_FLAT_HEADER_SIZE);
+	if (!flat_header_ok(buf, n))
+		return fail(err, errlen, -EBADMSG,
+			    "flattened header type is %lld, not %d",
+			    (long long)get_be64(buf + 16), FLAT_TYPE);
 	if (get_be64(buf + 24) != FLAT_VERSION)
 		return fail(err, errlen, -EPROTONOSUPPORT,
 			    "flattened format version %lld not supported",

@@ -101,8 +101,8 @@ int vmcore_is_flattened(int fd);
  * Checks the header (signature, type 1, version 1), every record (offset
  * >= 0, 0 < size <= VMCORE_FLAT_RECORD_MAX, offset + size <= @max_size,
  * which must be > 0), that there is at least one record, the end marker,
- * and that nothing follows it (so on a pipe it returns when the writer has
- * closed it). A stream that stops early (QEMU died, disk full) is
+ * and that nothing follows it (so on a pipe it returns only when every
+ * writer has closed it: close your own copy of the write end). A stream that stops early (QEMU died, disk full) is
  * -EBADMSG. Records are applied in order: a later one overwrites an
  * earlier one where they overlap, as with `makedumpfile -R`. On failure
  * @out_fd holds what was written so far: the caller removes it.
