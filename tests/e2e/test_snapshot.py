@@ -128,7 +128,7 @@ def test_snapshot_always_with_kdump_dumps_before_kdump_goes_on(attach, tmp_path)
 def test_qemu_killed_during_the_dump_leaves_no_complete_looking_file(attach):
     g, d = attach("6.1", ",snapshot=always", cmdline=["pbtest.kdump=0"])
     # Incompressible guest memory makes the dump take long enough to interrupt.
-    g.command("sh dd if=/dev/urandom of=/fill bs=1M count=400 2>/dev/null", )
+    g.command("sh dd if=/dev/urandom of=/fill bs=1M count=200 2>/dev/null")
     g.wait_console(r"^PBTEST: sh rc=0$", 300)
     g.command("panic")
     rec = d.wait_record(lambda r: r.get("snapshot", {}).get("state") == "running", 120,
