@@ -353,9 +353,13 @@ static void snapshot_on_finished(struct job *j, int status, const char *output,
 	if ((p = strstr(output, "phys_base ")) &&
 	    sscanf(p, "phys_base %llu %llu", &old_pb, &new_pb) == 2) {
 		json_object *pb = json_object_new_object();
+		char hex[24];
 
-		json_object_object_add(pb, "written_by_qemu", json_object_new_int64((int64_t)old_pb));
-		json_object_object_add(pb, "from_vmcoreinfo", json_object_new_int64((int64_t)new_pb));
+		/* Hexadecimal: phys_base is an unsigned long that may wrap. */
+		snprintf(hex, sizeof(hex), "0x%llx", old_pb);
+		json_object_object_add(pb, "written_by_qemu", json_object_new_string(hex));
+		snprintf(hex, sizeof(hex), "0x%llx", new_pb);
+		json_object_object_add(pb, "from_vmcoreinfo", json_object_new_string(hex));
 		json_object_object_add(pb, "fixed", json_object_new_boolean(old_pb != new_pb));
 		snapshot_set(s, "phys_base", pb);
 	}

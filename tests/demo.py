@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The demo (`make demo`): a stock Debian guest with kdump loaded panics, and
-panicbrokerd hears it before kdump runs, records it, and lets kdump finish.
+panicbrokerd hears it before kdump runs, records it, snapshots its memory
+(snapshot=always), and lets kdump finish.
 
 Environment: PB_DEMO_SERIES (default 6.1), PB_ACCEL (tcg or kvm),
 PB_DEMO_DIR (default build/demo; the spool stays there for pbctl).
@@ -43,7 +44,7 @@ def main():
     say(f"booting a Debian {series} guest (kdump loaded, panicbroker.ko loaded) in QEMU")
     g = Guest(guests[series], workdir)
     g.start()
-    d = Daemon(workdir, [f"demo,qmp={g.qmp_path}"], log_level="info")
+    d = Daemon(workdir, [f"demo,qmp={g.qmp_path},snapshot=always"], log_level="info")
     d.start()
     try:
         d.wait_log(r"VM demo: attached to QMP", 30)
@@ -62,6 +63,17 @@ def main():
         say("the guest's console: the hypervisor tier ran, then kdump took over")
         show("\n".join(l for l in g.console_text()[mark:m.end()].splitlines()
                        if re.search(r"Kernel panic|panicbroker:|PBTEST:|sysrq", l)))
+
+        rec = d.wait_record(lambda r: r.get("snapshot", {}).get("state") in
+                            ("done", "failed", "refused"), 120)
+        snap = rec["snapshot"]
+        say("panicbrokerd paused the guest and took a memory snapshot before kdump went on")
+        print(f"   {snap['state']}: {snap['reason']}")
+        if snap["state"] == "done":
+            vmcore = os.path.join(d.spool, "crashes", rec["id"], snap["path"])
+            print(f"   {vmcore}: {snap['bytes']} bytes in {snap['seconds']:.1f} s, "
+                  f"phys_base fixed: {snap['phys_base']['fixed']}")
+            print(f"   makedumpfile --dump-dmesg reads it: {snap['verify']['panic_line']}")
 
         say("the kdump kernel finishes and reboots the guest; the crash closes")
         g.wait_console(r"^PBTEST: booted", 120, start=m.end())
