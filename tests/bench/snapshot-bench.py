@@ -29,7 +29,6 @@ import glob
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -122,6 +121,10 @@ def _cleanup():
             pass
 
 
+class BenchAbort(Exception):
+    """Nothing more can be measured in this run (a bad option, say)."""
+
+
 def _on_signal(signum, _frame):
     # turn SIGTERM/SIGHUP into an exception so every finally: runs
     raise SystemExit(128 + signum)
@@ -200,22 +203,6 @@ def panic_and_hold(g, q, timeout):
     return ev
 
 
-def reset_and_run(g, q, mark, boot_timeout):
-    """system_reset + cont on the panicked guest; waits for PBTEST: ready."""
-    q.drain()
-    q.execute("system_reset")
-    q.wait_event("RESET", 30)
-    for _ in range(50):
-        try:
-            q.execute("cont")
-            break
-        except QMPError as e:
-            if "reset" not in e.desc.lower():
-                raise
-            time.sleep(0.1)
-    g.wait_ready(boot_timeout, start=mark)
-
-
 # --- the anchor: dump-guest-memory by hand -----------------------------------
 def anchor_dump(q, fmt, path, ram, timeout):
     """A plain dump-guest-memory (paging=false, file:PATH, detach) on the
@@ -260,7 +247,7 @@ def read_records(spool):
     return recs
 
 
-def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, last, keep):
+def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, keep):
     """One panic handled by panicbrokerd with snapshot=always in `fmt`."""
     spool = os.path.join(fdir, "spool")
     spec = (f"bench,qmp={g.qmp_path},snapshot=always,snapshot_format={fmt},"
@@ -271,6 +258,7 @@ def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, last, keep):
     try:
         d.wait_log(r"VM bench: attached to QMP", 30)
         q.drain()
+        before = {r.get("id") for r in read_records(spool)}
         mark = g.console_offset()
         t_cmd = time.time()
         g.command("panic")
@@ -278,7 +266,7 @@ def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, last, keep):
         rec, last_state = None, None
         while True:
             q.drain()  # keep reading: events carry QEMU's own timestamps anyway
-            recs = read_records(spool)
+            recs = [r for r in read_records(spool) if r.get("id") not in before]
             if recs:
                 rec = recs[-1]
                 snap = rec.get("snapshot") or {}
@@ -309,7 +297,11 @@ def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, last, keep):
                 break
             time.sleep(0.2)
             q.drain()
-        row["events"] = [(e["event"], round(qemu_time(e) - t_cmd, 3)) for e in evs]
+        row["events"] = [(e["event"], round(qemu_time(e) - t_cmd, 3), e.get("data"))
+                         for e in evs]
+        dumps = [e for e in evs if e["event"] == "DUMP_COMPLETED"
+                 and t0 is not None and qemu_time(e) >= t0]
+        row["dump_seconds"] = qemu_time(dumps[0]) - t0 if dumps else None
         if t0 is not None and resumes:
             row["paused"] = qemu_time(resumes[0]) - t0
         else:
@@ -327,8 +319,15 @@ def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, last, keep):
             log(f"    makedumpfile --dump-dmesg {f}")
             row["mdf"] = makedumpfile_reads(f, fdir)
             remove(f, keep)
-        if not last:
-            g.wait_ready(boot_timeout, start=mark)
+        # final_action=restart: the guest boots again (its kernel prints)
+        try:
+            g.wait_console(r"^PBTEST: booted ", boot_timeout, start=mark)
+            row["restarted"] = True
+        except AssertionError as e:
+            row["restarted"] = False
+            row.setdefault("notes", []).append(
+                "the guest did not boot again after the final action: "
+                + str(e).splitlines()[0])
     finally:
         rc = d.finish()
         row["daemon_exit"] = rc
@@ -341,7 +340,8 @@ def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, last, keep):
 def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
     ram = size * GiB
     sdir = os.path.join(args.workdir, f"{size}g")
-    os.makedirs(sdir, exist_ok=True)
+    shutil.rmtree(sdir, ignore_errors=True)  # an earlier run's spools, dumps, logs
+    os.makedirs(sdir)
     vmdir = os.path.join(sdir, "vm")
     dump_timeout = 300 + 300 * size
     boot_timeout = 180 + 30 * size
@@ -360,7 +360,7 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
         if formats_wanted:
             missing = [f for f in formats_wanted if f not in offered]
             if missing:
-                raise SystemExit(f"QEMU does not offer {', '.join(missing)} "
+                raise BenchAbort(f"QEMU does not offer {', '.join(missing)} "
                                  f"(it offers {', '.join(offered)})")
             fmts = [f for f in formats_wanted]
         rows = {f: {"size_gib": size, "format": f, "anchor": {}, "daemon": {}} for f in fmts}
@@ -390,32 +390,33 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
 
         if not use_daemon:
             return
-        # -- panicbrokerd, one panic per format
-        log(f"{size} GiB: system_reset + cont, boot again for the daemon runs")
-        reset_and_run(g, q, mark, boot_timeout)
-        for i, f in enumerate(fmts):
-            last = i == len(fmts) - 1
+        # -- panicbrokerd, one panic per format, each on a fresh QEMU: after a
+        # system_reset QEMU keeps the previous boot's RAM contents, so a
+        # guest's second panic has more non-zero pages to dump (kdump-zlib
+        # here: 50 -> 66 -> 71 MiB, 1.1 -> 1.7 -> 1.9 s over three resets),
+        # which would bias the comparison with the anchor.
+        for f in fmts:
             fdir = os.path.join(sdir, f"daemon-{f}")
             os.makedirs(fdir, exist_ok=True)
-            log(f"{size} GiB panicbrokerd {f}: snapshot=always,snapshot_format={f}")
+            q.close()
+            log(f"{size} GiB: new QEMU, boot for panicbrokerd {f}")
+            mark = g.console_offset()
+            g.restart()
+            g.wait_ready(boot_timeout, start=mark)
+            q = g.qmp()  # panic action left at QEMU's default: the daemon sets it
+            log(f"{size} GiB panicbrokerd {f}: snapshot=always,snapshot_format={f},"
+                f"final_action=restart")
             try:
                 rows[f]["daemon"] = daemon_snapshot(g, q, f, fdir, ram, dump_timeout + 600,
-                                                    boot_timeout, last, args.keep)
+                                                    boot_timeout, args.keep)
                 dr = rows[f]["daemon"]
                 snap = dr.get("snapshot", {})
                 log(f"    snapshot {snap.get('state')}"
-                    f"{': ' + snap['reason'] if snap.get('reason') else ''}; "
-                    f"paused {dr['paused'] if dr.get('paused') is None else round(dr['paused'], 2)} s")
+                    f"{': ' + snap['reason'] if snap.get('reason') else ''}; paused "
+                    f"{'?' if dr.get('paused') is None else round(dr['paused'], 2)} s")
             except (RuntimeError, AssertionError, QMPError) as e:
                 rows[f]["daemon"]["error"] = str(e).splitlines()[0]
                 log(f"    FAILED: {e}")
-                if not last:
-                    log(f"{size} GiB: restarting QEMU for the next format")
-                    q.close()
-                    g.restart()
-                    g.wait_ready(boot_timeout, start=g.console_offset())
-                    q = g.qmp()
-                    q.execute("set-action", panic="pause")
     finally:
         g.stop()
 
@@ -437,12 +438,22 @@ def fmt_mdf(m):
     return "yes" if m["ok"] else "no"
 
 
+def daemon_bytes(d):
+    """(bytes, mark): the record's snapshot.bytes, else the file's size marked '*'."""
+    snap = d.get("snapshot") or {}
+    if snap.get("bytes") is not None:
+        return snap["bytes"], ""
+    if d.get("file_bytes") is not None:
+        return d["file_bytes"], "*"
+    return None, ""
+
+
 def table(results):
     head1 = (f"{'':>4} {'':<11}| {'anchor: dump-guest-memory by hand':<34}"
              f"| panicbrokerd snapshot=always")
     head2 = (f"{'RAM':>4} {'format':<11}| {'paused s':>8} {'MiB/s':>6} {'file':>10} {'mdf':>5} "
-             f"| {'paused s':>8} {'snap s':>6} {'MiB/s':>6} {'file':>10} {'mdf':>5} "
-             f"{'verify.ok':>9} state")
+             f"| {'paused s':>8} {'snap s':>6} {'dump s':>6} {'MiB/s':>6} {'file':>11} "
+             f"{'mdf':>4} {'verify.ok':>9}  state")
     lines = [head1, head2, "-" * len(head2)]
     for r in results:
         ram = r["size_gib"] * GiB
@@ -456,11 +467,13 @@ def table(results):
         else:
             acols = (f"{fmt_s(a.get('seconds')):>8} {fmt_rate(ram, a.get('seconds')):>6} "
                      f"{human(a.get('file_bytes')):>10} {fmt_mdf(a.get('mdf')):>5} ")
+        nbytes, star = daemon_bytes(d)
         lines.append(
             f"{r['size_gib']:>3}G {r['format']:<11}| {acols}"
             f"| {fmt_s(d.get('paused')):>8} {fmt_s(snap.get('seconds')):>6} "
-            f"{fmt_rate(ram, snap.get('seconds')):>6} {human(snap.get('bytes')):>10} "
-            f"{fmt_mdf(d.get('mdf')):>5} {verify:>9} {state}")
+            f"{fmt_s(d.get('dump_seconds')):>6} "
+            f"{fmt_rate(ram, snap.get('seconds')):>6} {human(nbytes) + star:>11} "
+            f"{fmt_mdf(d.get('mdf')):>4} {verify:>9}  {state}")
     return "\n".join(lines)
 
 
@@ -483,6 +496,9 @@ def notes(results):
         v = snap.get("verify") or {}
         if v.get("ok") is None and v.get("reason"):
             out.append(f"{tag} panicbrokerd verify: {v['reason']}")
+        if snap.get("state") == "done" and snap.get("bytes") is None:
+            out.append(f"{tag} panicbrokerd: the record has no snapshot.bytes (file size "
+                       f"marked * is the file's own); fields present: {', '.join(snap)}")
         if (d.get("file_bytes") is not None and snap.get("bytes") is not None
                 and d["file_bytes"] != snap["bytes"]):
             out.append(f"{tag} panicbrokerd: record says {snap['bytes']} bytes, "
@@ -503,7 +519,7 @@ def verdict(results):
         d, a = r["daemon"], r["anchor"]
         snap = d.get("snapshot") or {}
         if snap.get("state") == "done":
-            return ("panicbrokerd", snap.get("bytes"), d.get("paused") or snap.get("seconds"),
+            return ("panicbrokerd", daemon_bytes(d)[0], d.get("paused") or snap.get("seconds"),
                     (d.get("mdf") or {}).get("ok"))
         return ("anchor", a.get("file_bytes"), a.get("seconds"), (a.get("mdf") or {}).get("ok"))
 
@@ -531,6 +547,30 @@ def verdict(results):
         "smallest (no format was readable by makedumpfile)"
     return (f"Default for operators: the figures favour {pick} ({basis}; at {big} GiB, "
             f"{src}): {why}.")
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def other_qemus():
+    """QEMU processes not started by this bench (they share the 2 cores)."""
+    mine = {g.pid for g in _guests if g.pid}
+    n = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in mine:
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                if f.read().startswith("qemu-system"):
+                    n += 1
+        except OSError:
+            pass
+    return n
 
 
 # --- main ------------------------------------------------------------------------
@@ -563,7 +603,7 @@ def main():
     guests = find_guests([args.series])
     if args.series not in guests:
         sys.exit(f"bench: no guest for kernel series {args.series}: run make guests")
-    daemon = os.environ.get("PB_DAEMON") or os.path.join(BUILD, "panicbrokerd")
+    daemon = os.path.abspath(os.environ.get("PB_DAEMON") or os.path.join(BUILD, "panicbrokerd"))
     os.environ["PB_DAEMON"] = daemon
     use_daemon = not args.no_daemon
     if use_daemon:
@@ -594,7 +634,20 @@ def main():
                  f"up to {human(need)} needed ({plan}). Free some space, run fewer --sizes, "
                  f"or point --keep at a bigger file system.")
 
+    # -- host memory: QEMU touches all of the guest's RAM by the time it is dumped
+    avail = None
+    with open("/proc/meminfo") as f:
+        for ln in f:
+            if ln.startswith("MemAvailable:"):
+                avail = int(ln.split()[1]) * 1024
+    if avail is not None and avail < max(sizes) * GiB + GiB:
+        sys.exit(f"bench: not enough host memory for a {max(sizes)} GiB guest: "
+                 f"{human(avail)} available, {human(max(sizes) * GiB + GiB)} wanted")
+
     started = datetime.datetime.now().astimezone()
+    load0, others = loadavg(), other_qemus()
+    if others:
+        log(f"note: {others} other QEMU process(es) running: the timings share the CPUs")
     results, caps = [], []
     t_all = time.monotonic()
     kver = None
@@ -608,39 +661,51 @@ def main():
                 results.append({"size_gib": size, "format": "(all)",
                                 "anchor": {"error": str(e).splitlines()[0]}, "daemon": {}})
             kver = kver or (_guests[-1].kver if _guests else None)
+    except BenchAbort as e:
+        _cleanup()
+        sys.exit(f"bench: {e}")
     except (KeyboardInterrupt, SystemExit) as e:
         interrupted = e
     finally:
         _cleanup()
+    if not results:
+        sys.exit("bench: nothing was measured")
 
     elapsed = time.monotonic() - t_all
     out = []
     out.append(f"snapshot bench {started:%Y-%m-%d %H:%M %Z}: guest {kver or args.series}, "
                f"TCG, {os.cpu_count()} host cores, QEMU formats offered: "
                f"{', '.join(caps) or '?'}; {elapsed / 60:.1f} min")
+    out.append(f"daemon {daemon}; load average {load0} at the start, {loadavg()} at the end; "
+               f"other QEMUs at the start: {others}")
     out.append("")
     out.append(table(results))
     out.append("")
     out.append("paused s: anchor = dump-guest-memory wall time (command to DUMP_COMPLETED);")
     out.append("          panicbrokerd = STOP/GUEST_PANICKED to RESUME on the test monitor.")
-    out.append("snap s: the record's snapshot.seconds. MiB/s: guest RAM / (anchor: paused s;"
-               " panicbrokerd: snap s).")
-    out.append("file: anchor file size / the record's snapshot.bytes. mdf: makedumpfile "
-               "--dump-dmesg FILE reads it and the log has 'Kernel panic - not syncing'.")
+    out.append("snap s: the record's snapshot.seconds; dump s: STOP/GUEST_PANICKED to QEMU's "
+               "DUMP_COMPLETED (the rest of the pause is the daemon's rewrite, fsync, verify).")
+    out.append("MiB/s: guest RAM / (anchor: paused s; panicbrokerd: snap s).")
+    out.append("file: anchor file size / the record's snapshot.bytes (* = not in the record: "
+               "the file's size). mdf: makedumpfile --dump-dmesg FILE")
+    out.append("      exits 0 and the log it writes has 'Kernel panic - not syncing'; "
+               "verify.ok: the record's snapshot.verify.ok.")
     ns = notes(results)
     if ns:
         out.append("")
         out.append("notes:")
         out += [f"  {n}" for n in ns]
     out.append("")
-    out.append(verdict(results))
+    out.append(("(interrupted: partial figures) " if interrupted is not None else "")
+               + verdict(results))
     text = "\n".join(out)
     print("\n" + text, flush=True)
     with open(os.path.join(args.workdir, "results.txt"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(args.workdir, "results.json"), "w") as f:
         json.dump({"started": started.isoformat(), "series": args.series, "kver": kver,
-                   "host": platform.node(), "cores": os.cpu_count(), "formats_offered": caps,
+                   "host": platform.node(), "cores": os.cpu_count(), "daemon": daemon,
+                   "loadavg_start": load0, "other_qemus_at_start": others, "formats_offered": caps,
                    "results": results}, f, indent=1, default=str)
     log(f"results in {args.workdir}/results.txt and results.json")
     if interrupted is not None:
