@@ -24,10 +24,7 @@ const char *final_action_to_string(enum final_action a)
 
 int final_action_from_string(const char *s)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(final_action_names); i++)
-		if (strcmp(s, final_action_names[i]) == 0)
-			return (int)i;
-	return -EINVAL;
+	return name_table_lookup(final_action_names, ARRAY_SIZE(final_action_names), s);
 }
 
 static const char *const snapshot_policy_names[] = {
@@ -43,10 +40,7 @@ const char *snapshot_policy_to_string(enum snapshot_policy p)
 
 int snapshot_policy_from_string(const char *s)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(snapshot_policy_names); i++)
-		if (strcmp(s, snapshot_policy_names[i]) == 0)
-			return (int)i;
-	return -EINVAL;
+	return name_table_lookup(snapshot_policy_names, ARRAY_SIZE(snapshot_policy_names), s);
 }
 
 bool snapshot_format_is_known(const char *s)

@@ -28,10 +28,7 @@ const char *crash_state_to_string(enum crash_state st)
 
 int crash_state_from_string(const char *s)
 {
-	for (int i = 0; i < CRASH_STATE_MAX; i++)
-		if (strcmp(s, crash_state_names[i]) == 0)
-			return i;
-	return -EINVAL;
+	return name_table_lookup(crash_state_names, CRASH_STATE_MAX, s);
 }
 
 int crash_id_base(uint64_t usec, const char *vm, char *buf, size_t len)

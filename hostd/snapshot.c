@@ -276,7 +276,8 @@ static int snapshot_finish_child(void *userdata)
 	struct stat st;
 	int r, fd;
 
-	in = openat(dirfd, SNAPSHOT_PARTIAL, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Read-write: a dump already in the standard layout is repaired in place. */
+	in = openat(dirfd, SNAPSHOT_PARTIAL, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0) {
 		printf("error cannot open the partial dump: %s\n", strerror(errno));
 		return 1;
@@ -305,11 +306,15 @@ static int snapshot_finish_child(void *userdata)
 			fd = in;
 		}
 		r = vmcore_kdump_fix_phys_base(fd, &old_pb, &new_pb, err, sizeof(err));
-		if (r < 0) {
+		if (r == -ENODATA || r == -ENOENT) {
+			/* No vmcoreinfo, or not an x86_64 guest: nothing to repair. */
+			printf("phys_base unchecked %s\n", err);
+		} else if (r < 0) {
 			printf("error checking phys_base: %s\n", err);
 			return 1;
+		} else {
+			printf("phys_base %" PRIu64 " %" PRIu64 "\n", old_pb, new_pb);
 		}
-		printf("phys_base %" PRIu64 " %" PRIu64 "\n", old_pb, new_pb);
 	} else {
 		fd = in;
 	}
@@ -350,8 +355,15 @@ static void snapshot_on_finished(struct job *j, int status, const char *output,
 		snapshot_set(s, "bytes", json_object_new_int64((int64_t)size));
 	if ((p = strstr(output, "vmcoreinfo ")))
 		snapshot_set(s, "vmcoreinfo", json_object_new_boolean(strncmp(p + 11, "yes", 3) == 0));
-	if ((p = strstr(output, "phys_base ")) &&
-	    sscanf(p, "phys_base %llu %llu", &old_pb, &new_pb) == 2) {
+	if ((p = strstr(output, "phys_base unchecked "))) {
+		json_object *pb = json_object_new_object();
+
+		json_object_object_add(pb, "fixed", json_object_new_boolean(0));
+		json_object_object_add(pb, "reason",
+				       json_object_new_string_len(p + 20, (int)strcspn(p + 20, "\n")));
+		snapshot_set(s, "phys_base", pb);
+	} else if ((p = strstr(output, "phys_base ")) &&
+		   sscanf(p, "phys_base %llu %llu", &old_pb, &new_pb) == 2) {
 		json_object *pb = json_object_new_object();
 		char hex[24];
 

@@ -107,3 +107,11 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	*ret = v;
 	return 0;
 }
+
+int name_table_lookup(const char *const *table, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (table[i] && strcmp(s, table[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}

@@ -28,6 +28,9 @@ bool name_is_valid(const char *s);
 /* The same alphabet and first-character rule, up to @max characters. */
 bool name_chars_ok(const char *s, size_t max);
 
+/* Index of @s in a table of names (NULL entries skipped), or -EINVAL. */
+int name_table_lookup(const char *const *table, size_t n, const char *s);
+
 /* Strict decimal parse into [min, max]; -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 
