@@ -37,6 +37,17 @@ def dump_dmesg(path, tmp_path):
     return out.read_text(errors="replace")
 
 
+def crash_log(kver, path):
+    """The guest's log as crash(8) prints it from @path, or None when crash or
+    the kernel's debug symbols (linux-image-<kver>-dbg, ~860 MB) are missing."""
+    vmlinux = f"/usr/lib/debug/boot/vmlinux-{kver}"
+    if not (shutil.which("crash") and os.path.exists(vmlinux)):
+        return None
+    p = subprocess.run(["crash", "-s", vmlinux, path], input="log\nquit\n",
+                       capture_output=True, text=True, timeout=600)
+    return p.stdout + p.stderr
+
+
 def no_stray_files(cdir):
     names = sorted(os.listdir(cdir))
     assert not [n for n in names if n.startswith(".")], names
@@ -66,6 +77,9 @@ def test_no_kdump_snapshot_is_readable_by_makedumpfile(series, attach, tmp_path)
     assert os.path.getsize(vmcore) == snap["bytes"]
     # The file as left in the spool, read directly, no -R, no fix-ups.
     assert PANIC_LINE in dump_dmesg(vmcore, tmp_path)
+    log = crash_log(g.kver, vmcore)
+    if log is not None:  # crash(8) too, where the debug symbols are installed
+        assert PANIC_LINE in log, log[-3000:]
     # Then the final action: the guest boots again.
     g.wait_console(BOOTED, 120, start=mark)
     assert rec["final_action_result"]["outcome"] == "applied"
@@ -83,13 +97,12 @@ def test_elf_snapshot_opens_in_crash(attach, tmp_path):
     elf = os.path.join(crash_dir(d, rec), "vmcore.elf")
     with open(elf, "rb") as f:
         assert f.read(4) == b"\x7fELF"
-    vmlinux = f"/usr/lib/debug/boot/vmlinux-{g.kver}"
-    if not (shutil.which("crash") and os.path.exists(vmlinux)):
-        pytest.skip(f"crash(8) and {vmlinux} (package linux-image-{g.kver}-dbg, ~860 MB) "
-                    "are not installed: the ELF snapshot is not opened in crash")
-    p = subprocess.run(["crash", "-s", vmlinux, elf], input="log\nquit\n",
-                       capture_output=True, text=True, timeout=600)
-    assert PANIC_LINE in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
+    log = crash_log(g.kver, elf)
+    if log is None:
+        pytest.skip(f"crash(8) and /usr/lib/debug/boot/vmlinux-{g.kver} (package "
+                    f"linux-image-{g.kver}-dbg, ~860 MB) are not installed: "
+                    "the ELF snapshot is not opened in crash")
+    assert PANIC_LINE in log, log[-3000:]
 
 
 def test_hung_kdump_is_snapshotted_after_the_deadline_then_reset(attach, tmp_path):
