@@ -23,16 +23,20 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
 DAEMON_SRCS := job.c snapshot.c vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
+PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 # $(call objs,VARIANT,SRCS)
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all userspace module guests asan unit fuzz check e2e demo clean help install bench
+.PHONY: all userspace protocol module guests asan unit fuzz check e2e demo clean help install bench
 all: userspace module
 
-userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore
+userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol
+
+# The broker channel library (protocol/), built on its own until hostd links it.
+protocol: $(call objs,obj/protocol,$(PROTO_SRCS))
 
 help:
 	@echo "make              build build/panicbrokerd, build/pbctl (and the module if KDIR has headers)"
@@ -46,6 +50,14 @@ $(BUILD)/obj/%.o: hostd/%.c
 	$(CC) $(PB_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/asan/%.o: hostd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(PB_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/obj/protocol/%.o: protocol/%.c
+	@mkdir -p $(@D)
+	$(CC) $(PB_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/asan/protocol/%.o: protocol/%.c
 	@mkdir -p $(@D)
 	$(CC) $(PB_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
@@ -71,7 +83,8 @@ $(BUILD)/asan/panicbrokerd: $(call objs,asan,$(LIB_SRCS) $(DAEMON_SRCS))
 $(BUILD)/asan/pbctl: $(call objs,asan,$(LIB_SRCS) $(PBCTL_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS))
+$(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS)) \
+		$(call objs,asan/protocol,$(PROTO_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 unit: asan
@@ -91,6 +104,10 @@ $(BUILD)/fuzz/fuzz_qmp_msg: tests/fuzz/fuzz_qmp_msg.c hostd/qmp_msg.c
 $(BUILD)/fuzz/fuzz_vmcore: tests/fuzz/fuzz_vmcore.c hostd/vmcore.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(FUZZ_FLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz_mbox: tests/fuzz/fuzz_mbox.c protocol/pb_mbox.c
+	@mkdir -p $(@D)
+	clang -std=gnu11 -D_GNU_SOURCE -Iinclude $(FUZZ_FLAGS) -o $@ $^
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do \
