@@ -52,6 +52,11 @@ static int pb_mbox_fail(const char **reason, int err, const char *why)
 	return err;
 }
 
+static int pb_mbox_bad(const char **reason, const char *why)
+{
+	return pb_mbox_fail(reason, -EBADMSG, why);
+}
+
 static __u32 pb_mbox_align8(__u32 n)
 {
 	return (n + PB_MBOX_REC_ALIGN - 1) & ~(PB_MBOX_REC_ALIGN - 1);
@@ -363,7 +368,7 @@ static void pb_mbox_ring_write(struct pb_mbox_ring *r, __u32 off, __u16 type,
 	if (type != PB_MBOX_MSG_PAD) {
 		pb_mbox_copy(r->data + off + PB_REC_HDR, payload, len);
 		pb_mbox_copy(r->data + off + PB_REC_HDR + len, zero,
-		       pb_mbox_align8(len) - len);
+			     pb_mbox_align8(len) - len);
 	}
 }
 
@@ -433,7 +438,7 @@ int pb_mbox_ring_get(struct pb_mbox_ring *r, void *buf, __u16 *type,
 		if (contig < PB_REC_HDR) {
 			/* No room for a header before the end: skipped without one. */
 			if (avail < contig)
-				return pb_mbox_fail(reason, -EBADMSG, "producer index inside the end gap");
+				return pb_mbox_bad(reason, "index inside the end gap");
 			pb_mbox_ring_advance(r, contig);
 			avail -= contig;
 			continue;
@@ -448,20 +453,20 @@ int pb_mbox_ring_get(struct pb_mbox_ring *r, void *buf, __u16 *type,
 
 		if (rtype == PB_MBOX_MSG_PAD) {
 			if (off == 0)
-				return pb_mbox_fail(reason, -EBADMSG, "PAD at the start of the data area");
+				return pb_mbox_bad(reason, "PAD at offset 0");
 			if (rlen != contig - PB_REC_HDR)
-				return pb_mbox_fail(reason, -EBADMSG, "PAD does not end at the end of the data area");
+				return pb_mbox_bad(reason, "PAD not ending at the wrap");
 			if (avail < contig)
-				return pb_mbox_fail(reason, -EBADMSG, "PAD beyond the producer index");
+				return pb_mbox_bad(reason, "PAD past the producer index");
 			need = contig;
 		} else {
 			if (rlen > PB_MBOX_RING_PAYLOAD_MAX)
 				return pb_mbox_fail(reason, -EMSGSIZE, "record payload over 4 KiB");
 			need = PB_REC_HDR + pb_mbox_align8(rlen);
 			if (need > contig)
-				return pb_mbox_fail(reason, -EBADMSG, "record crosses the end of the data area");
+				return pb_mbox_bad(reason, "record crosses the wrap");
 			if (need > avail)
-				return pb_mbox_fail(reason, -EBADMSG, "record beyond the producer index");
+				return pb_mbox_bad(reason, "record past the producer index");
 			pb_mbox_copy(buf, r->data + off + PB_REC_HDR, rlen);
 			crc = pb_mbox_crc32c(crc, buf, rlen);
 		}

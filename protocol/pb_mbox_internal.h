@@ -27,22 +27,23 @@
 
 #define PB_MBOX_READ_ONCE(x)		READ_ONCE(x)
 #define PB_MBOX_WRITE_ONCE(x, v)	WRITE_ONCE(x, v)
-#define PB_MBOX_RMB()			virt_rmb()
-#define PB_MBOX_WMB()			virt_wmb()
-#define PB_MBOX_MB()			virt_mb()
+#define PB_MBOX_RMB()			virt_rmb()	/* barriers: see above */
+#define PB_MBOX_WMB()			virt_wmb()	/* barriers: see above */
+#define PB_MBOX_MB()			virt_mb()	/* barriers: see above */
 #define PB_STATIC_ASSERT(c, m)		static_assert(c, m)
 #else
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
 #include <linux/types.h>
 
-#define PB_MBOX_READ_ONCE(x)		(*(const volatile __typeof__(x) *)&(x))
-#define PB_MBOX_WRITE_ONCE(x, v)	(*(volatile __typeof__(x) *)&(x) = (v))
+#define PB_MBOX_READ_ONCE(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define PB_MBOX_WRITE_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define PB_MBOX_RMB()			__atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define PB_MBOX_WMB()			__atomic_thread_fence(__ATOMIC_RELEASE)
 #define PB_MBOX_MB()			__atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define PB_STATIC_ASSERT(c, m)		_Static_assert(c, m)
+#define PB_STATIC_ASSERT(c, m)		static_assert(c, m)
 
 #define cpu_to_le16(x)			((__le16)htole16(x))
 #define cpu_to_le32(x)			((__le32)htole32(x))

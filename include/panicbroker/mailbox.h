@@ -62,17 +62,21 @@
 #define PB_MBOX_PANIC_PAYLOAD_MAX	(128u * 1024)
 #define PB_MBOX_PANIC_MSG_MAX		1024u
 #define PB_MBOX_PANIC_LOG_MAX		(120u * 1024)
-#define PB_MBOX_PANIC_LOG_MIN		(16u * 1024)	/* guests send at least this, if the log has it */
-#define PB_MBOX_PANIC_SLOT_SIZE		(PB_MBOX_PAGE + PB_MBOX_PANIC_PAYLOAD_MAX) /* header rounded to a page */
+/* Guests send at least PB_MBOX_PANIC_LOG_MIN of log, if the log has that much. */
+#define PB_MBOX_PANIC_LOG_MIN		(16u * 1024)
+/* The slot: its 64-byte header alone on a page, then the payload. */
+#define PB_MBOX_PANIC_SLOT_SIZE		(PB_MBOX_PAGE + PB_MBOX_PANIC_PAYLOAD_MAX)
 #define PB_MBOX_PANIC_SLOT_MAX		(1024u * 1024)
 #define PB_MBOX_RELEASE_MAX		64u
 #define PB_MBOX_VERSION_STR_MAX		32u
 #define PB_MBOX_REASON_MAX		128u
-#define PB_MBOX_HOST_POLL_MS		10u	/* host polls at least this often while a session is open */
+/* The host polls at least every PB_MBOX_HOST_POLL_MS while a session is open. */
+#define PB_MBOX_HOST_POLL_MS		10u
 #define PB_MBOX_UNLOAD_WAIT_MS		100u	/* guest's default wait for UNLOAD_ACK */
 #define PB_MBOX_UNLOAD_WAIT_MAX_MS	1000u	/* never longer, whatever the host suggests */
-#define PB_MBOX_HOST_RECORDS_PER_POLL	64u	/* host reads at most this many records per VM per poll */
-#define PB_MBOX_HOST_KDUMP_STATUS_PER_S	16u	/* host records at most this many per VM per second */
+/* Per VM, the host reads at most so many records a poll, records so many a second. */
+#define PB_MBOX_HOST_RECORDS_PER_POLL	64u
+#define PB_MBOX_HOST_KDUMP_STATUS_PER_S	16u
 
 /* Fixed offsets in the header page. */
 #define PB_MBOX_OFF_LAYOUT		0x000
@@ -190,6 +194,7 @@ struct pb_mbox_hello {				/* 152 bytes */
 	__u8 driver_version[PB_MBOX_VERSION_STR_MAX];
 	__le64 reserved;
 };
+
 #define PB_MBOX_HELLO_CRASH_LOADED	0x1
 
 struct pb_mbox_hello_ack {			/* 64 bytes */
@@ -291,6 +296,7 @@ struct pb_mbox_guest_info {
 	__u64 prev_session;
 	__u32 role, state, unload_seq;
 };
+
 void pb_mbox_guest_ctl_write(void *mbox, const struct pb_mbox_guest_info *g);
 /* Host: a block never written (magic 0) reads as state NONE, session 0. */
 int pb_mbox_guest_ctl_read(const void *mbox, struct pb_mbox_guest_info *g,
@@ -304,6 +310,7 @@ struct pb_mbox_host_info {
 	__u32 unload_ack_seq;
 	__u64 heartbeat;
 };
+
 void pb_mbox_host_ctl_read(const void *mbox, struct pb_mbox_host_info *h);
 void pb_mbox_host_set_state(void *mbox, __u32 state, __u64 accepted_session);
 void pb_mbox_host_ack_unload(void *mbox, __u64 session, __u32 unload_seq);
@@ -327,6 +334,7 @@ struct pb_mbox_ring {
 	__u32 pos;			/* our own index */
 	__u32 seq;			/* next seq to write or expect */
 };
+
 /* Private state for ring @dir of @mbox; position and seq start at 0. */
 void pb_mbox_ring_init(struct pb_mbox_ring *r, void *mbox,
 		       const struct pb_mbox_layout *copy, int dir);
@@ -352,6 +360,7 @@ struct pb_mbox_hello_info {
 	char release[PB_MBOX_RELEASE_MAX + 1];		/* NUL-terminated */
 	char driver_version[PB_MBOX_VERSION_STR_MAX + 1];
 };
+
 int pb_mbox_hello_encode(const struct pb_mbox_hello_info *in,
 			 struct pb_mbox_hello *out);
 int pb_mbox_hello_decode(const void *payload, __u32 len,
@@ -362,6 +371,7 @@ struct pb_mbox_hello_ack_info {
 	__u32 poll_ms, unload_wait_ms;
 	char daemon_version[PB_MBOX_VERSION_STR_MAX + 1];
 };
+
 int pb_mbox_hello_ack_encode(const struct pb_mbox_hello_ack_info *in,
 			     struct pb_mbox_hello_ack *out);
 int pb_mbox_hello_ack_decode(const void *payload, __u32 len,
@@ -373,6 +383,7 @@ struct pb_mbox_kdump_info {
 	__u64 bytes;
 	char reason[PB_MBOX_REASON_MAX + 1];
 };
+
 int pb_mbox_kdump_encode(const struct pb_mbox_kdump_info *in,
 			 struct pb_mbox_kdump_status *out);
 int pb_mbox_kdump_decode(const void *payload, __u32 len,
@@ -383,6 +394,7 @@ struct pb_mbox_panic_info {
 	__u64 uptime_ns, taint;
 	__u32 cpu, flags;
 };
+
 /*
  * Guest, panic context: fill the slot (WRITING, payload, COMPLETE) with at
  * most PB_MBOX_PANIC_MSG_MAX bytes of @msg and the last
@@ -404,6 +416,7 @@ struct pb_mbox_panic_view {
 	const char *log;
 	__u32 log_len;
 };
+
 /*
  * Host: copy a COMPLETE slot into @buf (PB_MBOX_PANIC_PAYLOAD_MAX bytes)
  * and validate the copy. Returns 1 with a record, 0 if the slot is EMPTY

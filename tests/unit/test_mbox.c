@@ -365,7 +365,7 @@ static void test_ring_hostile(void **state)
 	/* Longer than what was published. */
 	h->len = htole32(128);
 	assert_int_equal(pb_mbox_ring_get(&c, buf, &type, &len, &why), -EBADMSG);
-	assert_string_equal(why, "record beyond the producer index");
+	assert_string_equal(why, "record past the producer index");
 	/* A flipped payload byte: the bytes changed after the producer's CRC. */
 	h->len = htole32(sizeof(msg));
 	rec[20] ^= 1;
@@ -397,7 +397,7 @@ static void test_ring_hostile(void **state)
 		memcpy(rec, &pad, sizeof(pad));
 		hdr()->g2h_prod.value = htole32(80);
 		assert_int_equal(pb_mbox_ring_get(&c, buf, &type, &len, &why), -EBADMSG);
-		assert_string_equal(why, "PAD at the start of the data area");
+		assert_string_equal(why, "PAD at offset 0");
 	}
 }
 
