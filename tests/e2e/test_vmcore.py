@@ -182,14 +182,20 @@ def test_fix_phys_base_makes_it_readable(kaslr, tmp_path):
     pbvmcore("unflatten", kaslr["flat"], mine)
     info = pbvmcore("vmcoreinfo", mine)
     assert f"OSRELEASE={kaslr['kver']}\n" in info
-    dec = re.search(r"^NUMBER\(phys_base\)=(\d+)$", info, re.M).group(1)
+    # Linux prints phys_base with %ld: KASLR can make it negative.
+    dec = re.search(r"^NUMBER\(phys_base\)=(-?\d+)$", info, re.M).group(1)
     assert int(dec) != 0, "KASLR on, yet phys_base is 0"
 
+    def u64(v):
+        return v % (1 << 64)
+
     out = pbvmcore("fix-phys-base", mine).strip()
-    # what QEMU 7.2 wrote: the decimal digits read as hexadecimal
-    assert out == f"phys_base {int(dec, 16):#x} -> {int(dec):#x} (fixed)", out
+    # what QEMU 7.2 wrote: the decimal digits read as hexadecimal (strtoull
+    # negates a leading '-')
+    qemu = u64(-int(dec[1:], 16)) if dec.startswith("-") else int(dec, 16)
+    assert out == f"phys_base {qemu:#x} -> {u64(int(dec)):#x} (fixed)", out
     assert pbvmcore("fix-phys-base", mine).strip() == \
-        f"phys_base {int(dec):#x} (already right)"
+        f"phys_base {u64(int(dec)):#x} (already right)"
 
     p, text = dump_dmesg(mine, tmp_path / "dmesg.txt")
     assert p.returncode == 0, p.stdout + p.stderr
