@@ -635,6 +635,104 @@ static void test_panic_hostile(void **state)
 	assert_int_equal(pb_mbox_panic_read(slot, slot_size, buf, &v, &why), -EPROTO);
 }
 
+/* SPEC.md §4 end to end: open, accept, panic with UNLOAD, kdump session. */
+static void test_session_flow(void **state)
+{
+	struct pb_mbox_ring g2h_g, g2h_h, h2g_g, h2g_h;
+	struct pb_mbox_guest_info g = { .version_major = 1 }, seen;
+	struct pb_mbox_host_info hi;
+	struct pb_mbox_hello_info hello = { .release = "6.1.0-56-amd64", .driver_version = "0.2" }, hd;
+	struct pb_mbox_hello_ack_info ack = { .poll_ms = 10, .unload_wait_ms = 100 }, ad;
+	struct pb_mbox_kdump_info ks = { .state = PB_MBOX_KDUMP_DONE, .percent = 100, .bytes = 4096 }, kd;
+	struct pb_mbox_panic_info pi = { .cpu = 0 };
+	struct pb_mbox_panic_view v;
+	struct pb_mbox_hello hw;
+	struct pb_mbox_hello_ack aw;
+	struct pb_mbox_kdump_status kw;
+	static uint8_t buf[PB_MBOX_PANIC_PAYLOAD_MAX];
+	uint8_t *slot = mb + le32toh(lay.panic_offset);
+	const char *why = NULL;
+	uint32_t len;
+	uint16_t type;
+
+	(void)state;
+	/* Guest: NONE, reset rings, HELLO, state HELLO. */
+	pb_mbox_guest_ctl_write(mb, &g);
+	pb_mbox_ring_init(&g2h_g, mb, &lay, PB_MBOX_G2H);
+	pb_mbox_ring_init(&h2g_g, mb, &lay, PB_MBOX_H2G);
+	pb_mbox_ring_reset(&g2h_g);
+	pb_mbox_ring_reset(&h2g_g);
+	assert_int_equal(pb_mbox_hello_encode(&hello, &hw), sizeof(hw));
+	assert_int_equal(pb_mbox_ring_put(&g2h_g, PB_MBOX_MSG_HELLO, &hw, sizeof(hw), &why), 0);
+	g.session_id = 0x5151;
+	g.session_generation = le64toh(lay.host_generation);
+	g.role = PB_MBOX_ROLE_NORMAL;
+	g.state = PB_MBOX_GUEST_HELLO;
+	pb_mbox_guest_ctl_write(mb, &g);
+
+	/* Host: a new session in HELLO; read HELLO at seq 0, answer, accept. */
+	assert_int_equal(pb_mbox_guest_ctl_read(mb, &seen, &why), 0);
+	assert_int_equal(seen.state, PB_MBOX_GUEST_HELLO);
+	pb_mbox_ring_init(&g2h_h, mb, &lay, PB_MBOX_G2H);
+	pb_mbox_ring_init(&h2g_h, mb, &lay, PB_MBOX_H2G);
+	assert_int_equal(pb_mbox_ring_get(&g2h_h, buf, &type, &len, &why), 1);
+	assert_int_equal(type, PB_MBOX_MSG_HELLO);
+	assert_int_equal(pb_mbox_hello_decode(buf, len, &hd, &why), 0);
+	assert_string_equal(hd.release, "6.1.0-56-amd64");
+	ack.session_id = seen.session_id;
+	ack.host_generation = seen.session_generation;
+	assert_int_equal(pb_mbox_hello_ack_encode(&ack, &aw), sizeof(aw));
+	assert_int_equal(pb_mbox_ring_put(&h2g_h, PB_MBOX_MSG_HELLO_ACK, &aw, sizeof(aw), &why), 0);
+	pb_mbox_host_set_state(mb, PB_MBOX_HOST_ACTIVE, seen.session_id);
+
+	/* Guest: accepted, HELLO_ACK, ACTIVE. */
+	pb_mbox_host_ctl_read(mb, &hi);
+	assert_int_equal(hi.accepted_session, g.session_id);
+	assert_int_equal(pb_mbox_ring_get(&h2g_g, buf, &type, &len, &why), 1);
+	assert_int_equal(type, PB_MBOX_MSG_HELLO_ACK);
+	assert_int_equal(pb_mbox_hello_ack_decode(buf, len, &ad, &why), 0);
+	assert_int_equal(ad.session_id, g.session_id);
+
+	/* Panic: slot, UNLOAD, host copies and acks, guest sees the ACK. */
+	assert_true(pb_mbox_panic_write(slot, le32toh(lay.panic_size), g.session_id, 1,
+					&pi, "panic", 5, "log", 3) > 0);
+	g.state = PB_MBOX_GUEST_UNLOADING;
+	g.unload_seq++;
+	pb_mbox_guest_ctl_write(mb, &g);
+	assert_false(pb_mbox_unload_acked(mb, g.session_id, g.unload_seq));
+	assert_int_equal(pb_mbox_guest_ctl_read(mb, &seen, &why), 0);
+	assert_int_equal(seen.state, PB_MBOX_GUEST_UNLOADING);
+	assert_int_equal(pb_mbox_panic_read(slot, le32toh(lay.panic_size), buf, &v, &why), 1);
+	assert_int_equal(v.session_id, seen.session_id);
+	pb_mbox_host_ack_unload(mb, seen.session_id, seen.unload_seq);
+	assert_true(pb_mbox_unload_acked(mb, g.session_id, g.unload_seq));
+
+	/* Kdump kernel: names the crashed session, reports DONE. */
+	assert_int_equal(pb_mbox_guest_ctl_read(mb, &seen, &why), 0);
+	g = (struct pb_mbox_guest_info){ .version_major = 1 };
+	pb_mbox_guest_ctl_write(mb, &g);
+	pb_mbox_ring_init(&g2h_g, mb, &lay, PB_MBOX_G2H);
+	pb_mbox_ring_reset(&g2h_g);
+	assert_int_equal(pb_mbox_ring_put(&g2h_g, PB_MBOX_MSG_HELLO, &hw, sizeof(hw), &why), 0);
+	assert_int_equal(pb_mbox_kdump_encode(&ks, &kw), sizeof(kw));
+	assert_int_equal(pb_mbox_ring_put(&g2h_g, PB_MBOX_MSG_KDUMP_STATUS, &kw, sizeof(kw), &why), 0);
+	g.session_id = 0x6262;
+	g.prev_session = seen.session_id;
+	g.role = PB_MBOX_ROLE_KDUMP;
+	g.state = PB_MBOX_GUEST_HELLO;
+	pb_mbox_guest_ctl_write(mb, &g);
+
+	assert_int_equal(pb_mbox_guest_ctl_read(mb, &seen, &why), 0);
+	assert_int_equal(seen.prev_session, 0x5151);
+	pb_mbox_ring_init(&g2h_h, mb, &lay, PB_MBOX_G2H);
+	assert_int_equal(pb_mbox_ring_get(&g2h_h, buf, &type, &len, &why), 1);
+	assert_int_equal(type, PB_MBOX_MSG_HELLO);
+	assert_int_equal(pb_mbox_ring_get(&g2h_h, buf, &type, &len, &why), 1);
+	assert_int_equal(type, PB_MBOX_MSG_KDUMP_STATUS);
+	assert_int_equal(pb_mbox_kdump_decode(buf, len, &kd, &why), 0);
+	assert_int_equal(kd.bytes, 4096);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -652,6 +750,7 @@ int main(void)
 		cmocka_unit_test(test_kdump_status),
 		cmocka_unit_test_setup_teardown(test_panic_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_panic_hostile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_flow, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
