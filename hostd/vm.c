@@ -186,13 +186,14 @@ void vm_start(struct vm *vm)
 	vm_try_connect(vm);
 }
 
-static void vm_on_closed(struct qmp *q, int error, const char *reason, void *ud)
+/*
+ * The QMP session is gone (closed by the peer, or dropped by us): whatever
+ * was in flight on it is lost; reconnect, and reconcile after reattach.
+ */
+static void vm_session_lost(struct vm *vm, const char *reason)
 {
-	struct vm *vm = ud;
 	enum vm_step step = vm->step;
 
-	(void)q;
-	(void)error;
 	if (vm->ready_at_usec &&
 	    vm_now(vm) - vm->ready_at_usec >= VM_STABLE_SESSION_USEC)
 		vm->backoff_usec = VM_BACKOFF_MIN_USEC;
@@ -205,6 +206,20 @@ static void vm_on_closed(struct qmp *q, int error, const char *reason, void *ud)
 	}
 	vm_problem(vm, "QMP session ended: %s (reconnecting)", reason);
 	vm_schedule_connect(vm);
+}
+
+static void vm_on_closed(struct qmp *q, int error, const char *reason, void *ud)
+{
+	(void)q;
+	(void)error;
+	vm_session_lost(ud, reason);
+}
+
+/* Ends a session from our side, for a reason of ours. */
+static void vm_drop_session(struct vm *vm, const char *reason)
+{
+	qmp_disconnect(vm->qmp);
+	vm_session_lost(vm, reason);
 }
 
 /* ---- crash handling ---- */
@@ -745,13 +760,14 @@ static void vm_on_ready(struct qmp *q, void *ud)
 	if (r >= 0)
 		r = qmp_send(q, "query-status", NULL, vm_on_attach_status, vm);
 	if (r < 0) {
-		qmp_disconnect(q);
-		vm_problem(vm, "cannot send attach commands: %s (reconnecting)", strerror(-r));
-		vm_schedule_connect(vm);
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "cannot send attach commands: %s", strerror(-r));
+		vm_drop_session(vm, reason);
 	}
 }
 
-static void vm_on_event(struct qmp *q, const struct qmp_msg *ev, void *ud)
+static void vm_on_event(struct qmp *q _unused_, const struct qmp_msg *ev, void *ud)
 {
 	struct vm *vm = ud;
 	uint64_t now = vm_now(vm);
@@ -761,12 +777,12 @@ static void vm_on_event(struct qmp *q, const struct qmp_msg *ev, void *ud)
 		vm->rl_count = 0;
 	}
 	if (++vm->rl_count > VM_EVENTS_PER_SEC) {
-		qmp_disconnect(q);
-		vm->ready_at_usec = 0;
-		vm_stop_step(vm);
-		vm_problem(vm, "more than %d QMP events in a second: dropping the session (reconnecting)",
-			   VM_EVENTS_PER_SEC);
-		vm_schedule_connect(vm);
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "more than %d QMP events in a second, dropped",
+			 VM_EVENTS_PER_SEC);
+		vm->ready_at_usec = 0; /* a flood never counts as a stable session */
+		vm_drop_session(vm, reason);
 		return;
 	}
 	log_debug("VM %s: event %s", vm->cfg.name, ev->event);

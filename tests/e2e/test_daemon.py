@@ -41,6 +41,7 @@ def test_hostile_qmp_peers_do_not_stall_a_real_vm(tmp_path, make_guest, make_dae
         "unexpected": r"reply to id 424242, which was never sent",
         "silent": r"no QMP greeting within 5 s",
         "nonobject": r"bad QMP message \(message is a JSON array, not an object\)",
+        "flood": r"more than 100 QMP events in a second, dropped",
     }
     fakes = {b: FakeQMP(str(tmp_path / f"fake-{b}.sock"), b) for b in behaviours}
     try:

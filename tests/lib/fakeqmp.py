@@ -32,6 +32,7 @@ class FakeQMP:
       unexpected  greeting, capabilities, then a reply to an id never sent
       silent      accepts and says nothing (no greeting)
       nonobject   greeting, then a JSON array instead of an object
+      flood       greeting, capabilities, then 500 events at once
     """
 
     def __init__(self, path, behaviour):
@@ -91,6 +92,11 @@ class FakeQMP:
                 _send(conn, b'{"event": "X", "data": {"pad": "' + b"A" * (100 * 1024) + b'"}}\r\n')
             elif b == "unexpected":
                 _send(conn, {"return": {}, "id": 424242})
+            elif b == "flood":
+                ev = (json.dumps({"event": "RTC_CHANGE", "data": {"offset": 1},
+                                  "timestamp": {"seconds": 1, "microseconds": 0}})
+                      + "\r\n").encode()
+                _send(conn, ev * 500)
         # Wait for the client to hang up.
         conn.settimeout(10)
         try:
