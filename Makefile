@@ -21,7 +21,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
 LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
-DAEMON_SRCS := job.c snapshot.c vm.c panicbrokerd.c
+DAEMON_SRCS := job.c snapshot.c mailbox.c vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
 PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -33,7 +33,7 @@ objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 .PHONY: all userspace protocol module guests asan unit fuzz check e2e demo clean help install bench
 all: userspace module
 
-userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol
+userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol $(BUILD)/pbfakeguest
 
 # The broker channel library (protocol/), built on its own until hostd links it.
 protocol: $(call objs,obj/protocol,$(PROTO_SRCS))
@@ -65,7 +65,8 @@ $(BUILD)/asan/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(PB_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
-$(BUILD)/panicbrokerd: $(call objs,obj,$(LIB_SRCS) $(DAEMON_SRCS))
+$(BUILD)/panicbrokerd: $(call objs,obj,$(LIB_SRCS) $(DAEMON_SRCS)) \
+		$(call objs,obj/protocol,$(PROTO_SRCS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
@@ -74,10 +75,15 @@ $(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
 $(BUILD)/pbvmcore: $(call objs,obj,vmcore.c vmcore_tool.c)
 	$(CC) $(CFLAGS) -o $@ $^
 
+# The fake guest of tests/e2e/test_mailbox.py: plays the guest side of the mailbox.
+$(BUILD)/pbfakeguest: tests/tools/pbfakeguest.c $(call objs,obj/protocol,$(PROTO_SRCS))
+	$(CC) $(PB_CFLAGS) $(CFLAGS) -o $@ $^
+
 # Sanitized builds: the daemon the end-to-end tests run, and the unit tests.
 asan: $(BUILD)/asan/panicbrokerd $(BUILD)/asan/pbctl $(addprefix $(BUILD)/asan/,$(UNIT_TESTS))
 
-$(BUILD)/asan/panicbrokerd: $(call objs,asan,$(LIB_SRCS) $(DAEMON_SRCS))
+$(BUILD)/asan/panicbrokerd: $(call objs,asan,$(LIB_SRCS) $(DAEMON_SRCS)) \
+		$(call objs,asan/protocol,$(PROTO_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/asan/pbctl: $(call objs,asan,$(LIB_SRCS) $(PBCTL_SRCS))

@@ -152,12 +152,27 @@ static int cfg_vm_snapshot_format(struct vm_config *vm, const char *value,
 	return 0;
 }
 
+static int cfg_vm_mailbox(struct vm_config *vm, const char *value, char *err,
+			  size_t errlen)
+{
+	size_t n = strlen(value);
+
+	if (n == 0 || value[0] != '/')
+		return cfg_fail(err, errlen, "mailbox= needs an absolute file path");
+	if (n > CFG_PATH_MAX)
+		return cfg_fail(err, errlen, "mailbox= path is longer than %d bytes",
+				CFG_PATH_MAX);
+	memcpy(vm->mailbox_path, value, n + 1);
+	return 0;
+}
+
 static const struct cfg_vm_key cfg_vm_keys[] = {
 	{ "qmp", cfg_vm_qmp },
 	{ "final_action", cfg_vm_final_action },
 	{ "kdump_timeout", cfg_vm_kdump_timeout },
 	{ "snapshot", cfg_vm_snapshot },
 	{ "snapshot_format", cfg_vm_snapshot_format },
+	{ "mailbox", cfg_vm_mailbox },
 };
 
 int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
@@ -198,7 +213,7 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 				break;
 		if (i == ARRAY_SIZE(cfg_vm_keys))
 			return cfg_fail(err, errlen,
-					"VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format)",
+					"VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format, mailbox)",
 					vm.name, tok);
 		if (seen & (1u << i))
 			return cfg_fail(err, errlen, "VM %s: key '%s' given twice",
@@ -235,6 +250,11 @@ static int cfg_add_vm(struct config *cfg, const char *spec, char *err,
 			return cfg_fail(err, errlen,
 					"VMs %s and %s share the QMP socket %s",
 					cfg->vms[i].name, vm.name, vm.qmp_path);
+		if (vm.mailbox_path[0] &&
+		    strcmp(cfg->vms[i].mailbox_path, vm.mailbox_path) == 0)
+			return cfg_fail(err, errlen,
+					"VMs %s and %s share the mailbox %s",
+					cfg->vms[i].name, vm.name, vm.mailbox_path);
 	}
 	if (cfg->n_vms >= CFG_MAX_VMS)
 		return cfg_fail(err, errlen, "more than %d VMs", CFG_MAX_VMS);

@@ -35,6 +35,7 @@ enum snapshot_policy {
 };
 
 #define CFG_FORMAT_MAX 16
+#define CFG_PATH_MAX 4095
 #define CFG_DEFAULT_SNAPSHOT_FORMAT "kdump-zlib"
 #define CFG_DEFAULT_MAX_DUMPS 1
 
@@ -45,6 +46,7 @@ struct vm_config {
 	uint64_t kdump_timeout_usec;
 	enum snapshot_policy snapshot;
 	char snapshot_format[CFG_FORMAT_MAX];
+	char mailbox_path[CFG_PATH_MAX + 1]; /* "": no mailbox */
 };
 
 struct config {

@@ -48,6 +48,8 @@ static void daemon_usage(FILE *f)
 		"  snapshot=POLICY        on-kdump-failure (default), always or never:\n"
 		"                         when to dump the guest's memory into the spool\n"
 		"  snapshot_format=FMT    kdump-zlib (default), kdump-lzo, kdump-snappy or elf\n"
+		"  mailbox=PATH           the broker channel: backing file of the VM's\n"
+		"                         ivshmem-plain device (created 1 MiB if missing)\n"
 		"\n"
 		"See panicbrokerd(8).\n",
 		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_KDUMP_TIMEOUT_SEC);
@@ -133,10 +135,13 @@ static void daemon_print_config(const struct config *cfg)
 	for (size_t i = 0; i < cfg->n_vms; i++) {
 		const struct vm_config *v = &cfg->vms[i];
 
-		printf("vm %s,qmp=%s,final_action=%s,kdump_timeout=%llu,snapshot=%s,snapshot_format=%s\n",
+		printf("vm %s,qmp=%s,final_action=%s,kdump_timeout=%llu,snapshot=%s,snapshot_format=%s",
 		       v->name, v->qmp_path, final_action_to_string(v->final_action),
 		       (unsigned long long)(v->kdump_timeout_usec / USEC_PER_SEC),
 		       snapshot_policy_to_string(v->snapshot), v->snapshot_format);
+		if (v->mailbox_path[0])
+			printf(",mailbox=%s", v->mailbox_path);
+		printf("\n");
 	}
 	printf("configuration OK\n");
 }
@@ -254,9 +259,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < cfg.n_vms; i++) {
-		r = vm_new(event, spool, &cfg.vms[i], &vms[i]);
+		r = vm_new(event, spool, &cfg.vms[i], &vms[i], err, sizeof(err));
 		if (r < 0) {
-			log_error("VM %s: %s", cfg.vms[i].name, strerror(-r));
+			log_error("VM %s: %s", cfg.vms[i].name, err);
 			goto out;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <panicbroker/pvpanic.h>
 
 #include "log.h"
+#include "mailbox.h"
 #include "qmp.h"
 #include "snapshot.h"
 #include "util.h"
@@ -28,6 +29,7 @@ struct vm {
 	sd_event *event;
 	struct spool *spool;
 	struct qmp *qmp;
+	struct mailbox *mbox; /* NULL without mailbox= */
 
 	sd_event_source *retry_timer;
 	uint64_t backoff_usec;
@@ -316,6 +318,7 @@ static int vm_new_crash(struct vm *vm, const char *event,
 			  vm->cfg.name, event, spool_path(vm->spool), strerror(-r));
 		return r;
 	}
+	mailbox_attach(vm->mbox);
 	log_notice("VM %s: %s: crash %s recorded (%s)", vm->cfg.name, event,
 		   vm->crash->id, source);
 	return 0;
@@ -787,8 +790,11 @@ static void vm_on_event(struct qmp *q _unused_, const struct qmp_msg *ev, void *
 	}
 	log_debug("VM %s: event %s", vm->cfg.name, ev->event);
 	if (strcmp(ev->event, PB_PVPANIC_QMP_PANICKED) == 0 ||
-	    strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0)
+	    strcmp(ev->event, PB_PVPANIC_QMP_CRASH_LOADED) == 0) {
+		/* pvpanic is the mailbox's doorbell: read what the guest left. */
+		mailbox_poll(vm->mbox);
 		vm_on_crash_event(vm, ev);
+	}
 	else if (strcmp(ev->event, "RESET") == 0)
 		vm_on_reset(vm, ev);
 	else if (strcmp(ev->event, "SHUTDOWN") == 0)
@@ -803,8 +809,28 @@ static const struct qmp_ops vm_qmp_ops = {
 	.closed = vm_on_closed,
 };
 
+static struct crash *vm_mailbox_crash(void *ud)
+{
+	struct vm *vm = ud;
+
+	return vm->crash;
+}
+
+static void vm_mailbox_save(void *ud)
+{
+	struct vm *vm = ud;
+
+	if (vm->crash)
+		vm_save(vm);
+}
+
+static const struct mailbox_ops vm_mailbox_ops = {
+	.crash = vm_mailbox_crash,
+	.save = vm_mailbox_save,
+};
+
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
-	   struct vm **ret)
+	   struct vm **ret, char *err, size_t errlen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	int r;
@@ -817,9 +843,18 @@ int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	vm->backoff_usec = VM_BACKOFF_MIN_USEC;
 	r = qmp_new(e, cfg->qmp_path, &vm_qmp_ops, vm, &vm->qmp);
 	if (r < 0) {
+		snprintf(err, errlen, "%s", strerror(-r));
 		sd_event_unref(vm->event);
 		free(vm);
 		return r;
+	}
+	if (cfg->mailbox_path[0]) {
+		r = mailbox_open(e, cfg->name, cfg->mailbox_path, &vm_mailbox_ops, vm,
+				 &vm->mbox, err, errlen);
+		if (r < 0) {
+			vm_free(vm);
+			return r;
+		}
 	}
 	*ret = vm;
 	return 0;
@@ -839,6 +874,7 @@ void vm_adopt_crash(struct vm *vm, struct crash *c)
 	crash_note(c, "panicbrokerd restarted; crash resumed in state %s",
 		   crash_state_to_string(c->state));
 	snapshot_abandon_stale(c);
+	mailbox_attach(vm->mbox);
 	vm_save(vm);
 }
 
@@ -847,6 +883,7 @@ void vm_free(struct vm *vm)
 	if (!vm)
 		return;
 	qmp_free(vm->qmp);
+	mailbox_free(vm->mbox);
 	sd_event_source_disable_unref(vm->retry_timer);
 	sd_event_source_disable_unref(vm->kdump_timer);
 	sd_event_source_disable_unref(vm->step_timer);

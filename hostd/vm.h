@@ -21,8 +21,9 @@
 
 struct vm;
 
+/* Errors: negative errno, with a one-phrase reason in @err. */
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
-	   struct vm **ret);
+	   struct vm **ret, char *err, size_t errlen);
 void vm_free(struct vm *vm);
 const char *vm_name(const struct vm *vm);
 /* Hands an open crash found in the spool to the VM (it takes ownership). */

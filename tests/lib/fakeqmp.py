@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 GREETING = {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0},
                                 "package": "fake"}, "capabilities": []}}
@@ -39,6 +40,9 @@ class FakeQMP:
         self.path = path
         self.behaviour = behaviour
         self.connections = 0
+        self.commands = []
+        self._conn = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         if os.path.exists(path):
             os.unlink(path)
@@ -79,6 +83,9 @@ class FakeQMP:
             return
         _send(conn, GREETING)
         f = conn.makefile("rb")
+        if b == "behaved":
+            self._behave(conn, f)
+            return
         if b == "nonobject":
             _send(conn, b"[1, 2, 3]\r\n")
         else:
@@ -105,8 +112,52 @@ class FakeQMP:
         except OSError:
             pass
 
+    def _behave(self, conn, f):
+        with self._lock:
+            self._conn = conn
+        conn.settimeout(None)
+        try:
+            while not self._stop.is_set():
+                cmd = _read_command(f)
+                if cmd is None:
+                    return
+                self.commands.append(cmd.get("execute"))
+                ret = {"status": "running", "running": True} \
+                    if cmd.get("execute") == "query-status" else {}
+                with self._lock:
+                    _send(conn, {"return": ret, "id": cmd.get("id")})
+        finally:
+            with self._lock:
+                self._conn = None
+
+    def wait_attached(self, timeout=10):
+        """Waits until a client is attached and has asked query-status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._conn is not None and "query-status" in self.commands:
+                    return
+            time.sleep(0.02)
+        raise AssertionError(f"no QMP client attached to {self.path} within {timeout} s")
+
+    def emit(self, event, data=None):
+        """Sends @event (behaved mode) to the attached client."""
+        now = time.time()
+        msg = {"event": event, "data": data or {},
+               "timestamp": {"seconds": int(now), "microseconds": int(now * 1e6) % 1000000}}
+        with self._lock:
+            if self._conn is None:
+                raise AssertionError("no QMP client attached")
+            _send(self._conn, msg)
+
     def close(self):
         self._stop.set()
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         self.sock.close()
         self.thread.join(timeout=5)
         if os.path.exists(self.path):
