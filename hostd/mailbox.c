@@ -51,6 +51,10 @@ struct mailbox {
 	bool have_hello;
 	unsigned int ctl_crc_fails;
 	bool busy;			/* a session is in HELLO..UNLOADING */
+	bool dirty;			/* the open crash's record changed */
+	uint64_t unknown;		/* ring records of unknown types, skipped */
+	uint64_t unknown_recorded;
+	uint64_t unknown_saved_usec;
 
 	/* The last panic record (dedup by session and seq). */
 	uint64_t panic_session;
@@ -106,10 +110,11 @@ static json_object *mailbox_target(struct mailbox *m, struct crash **ret)
 	return m->pending;
 }
 
+/* Saved once at the end of the poll, however much the guest said. */
 static void mailbox_done(struct mailbox *m, struct crash *c)
 {
 	if (c)
-		m->ops->save(m->ud);
+		m->dirty = true;
 }
 
 /* The guest's bytes, printable: \n and \t kept, others as \xNN. */
@@ -208,7 +213,7 @@ static void mailbox_malformed(struct mailbox *m, const char *what,
 			json_object_array_add(list, json_object_new_string(full));
 		json_object_object_add(mb, "malformed_count",
 				       json_object_new_uint64(m->malformed));
-		m->ops->save(m->ud);
+		m->dirty = true;
 	}
 	if (!mailbox_logged(m, reason ? reason : what))
 		log_warn("VM %s: mailbox: malformed guest input (%s); counted, the VM stays served",
@@ -439,7 +444,7 @@ static void mailbox_kdump_status(struct mailbox *m, uint32_t len)
 				    json_object_get_int64(d) : 0;
 
 		json_object_object_add(kd, "reports_dropped", json_object_new_int64(n + 1));
-		m->ops->save(m->ud);
+		m->dirty = true;
 		return;
 	}
 	if (!json_object_object_get_ex(kd, "reports", &list) ||
@@ -458,7 +463,7 @@ static void mailbox_kdump_status(struct mailbox *m, uint32_t len)
 		json_object_object_add(e, "reason", json_object_new_string(k.reason));
 	json_object_object_add(e, "session", mailbox_hex64(m->session));
 	json_object_array_add(list, e);
-	m->ops->save(m->ud);
+	m->dirty = true;
 }
 
 static void mailbox_read_ring(struct mailbox *m)
@@ -497,7 +502,8 @@ static void mailbox_read_ring(struct mailbox *m)
 			mailbox_malformed(m, "g2h ring", "message type not allowed here");
 			return;
 		default:
-			mailbox_malformed(m, "g2h ring", "unknown message type skipped");
+			/* A later minor's message: skipped and counted (SPEC §5). */
+			m->unknown++;
 			break;
 		}
 	}
@@ -555,11 +561,33 @@ slot:
 	mailbox_read_timing(m);
 }
 
+static void mailbox_flush(struct mailbox *m)
+{
+	struct crash *c = m->ops->crash(m->ud);
+	uint64_t now = mailbox_now(m);
+
+	if (m->unknown && !mailbox_logged(m, "unknown record types"))
+		log_info("VM %s: mailbox: skipping ring records of unknown types (a newer guest?); counted",
+			 m->vm);
+	if (c && m->unknown != m->unknown_recorded &&
+	    now - m->unknown_saved_usec >= USEC_PER_SEC) {
+		json_object_object_add(mailbox_obj(c->rec, "mailbox"), "unknown_records",
+				       json_object_new_uint64(m->unknown));
+		m->unknown_recorded = m->unknown;
+		m->unknown_saved_usec = now;
+		m->dirty = true;
+	}
+	if (m->dirty && c)
+		m->ops->save(m->ud);
+	m->dirty = false;
+}
+
 static int mailbox_on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct mailbox *m = ud;
 
 	mailbox_do_poll(m, false);
+	mailbox_flush(m);
 	sd_event_source_set_time(s, usec + (m->busy || m->timing_polls ?
 						    MAILBOX_BUSY_POLL_USEC :
 						    MAILBOX_IDLE_POLL_USEC));
@@ -572,6 +600,7 @@ void mailbox_poll(struct mailbox *m)
 	if (!m)
 		return;
 	mailbox_do_poll(m, true);
+	mailbox_flush(m);
 	/* Busy again: make the timer fire soon. */
 	if (m->busy || m->timing_polls)
 		sd_event_source_set_time_relative(m->timer, MAILBOX_BUSY_POLL_USEC);
