@@ -42,6 +42,7 @@ struct mailbox {
 	/* The session: accepted, or refused as malformed (not looked at again). */
 	uint64_t session;
 	uint32_t role;
+	uint64_t prev_session;		/* KDUMP: the crashed session */
 	uint64_t bad_session;
 	bool ring_broken;
 	bool unload_acked;
@@ -68,6 +69,7 @@ struct mailbox {
 	unsigned int kdump_count;
 	uint64_t session_log_usec;
 	uint64_t malformed;
+	uint64_t malformed_saved_usec;
 	const char *logged[MAILBOX_LOGGED_REASONS];
 	unsigned int n_logged;
 
@@ -209,11 +211,17 @@ static void mailbox_malformed(struct mailbox *m, const char *what,
 			list = json_object_new_array();
 			json_object_object_add(mb, "malformed", list);
 		}
-		if (json_object_array_length(list) < MAILBOX_MALFORMED_KEPT)
+		if (json_object_array_length(list) < MAILBOX_MALFORMED_KEPT) {
 			json_object_array_add(list, json_object_new_string(full));
+			m->dirty = true;
+		}
 		json_object_object_add(mb, "malformed_count",
 				       json_object_new_uint64(m->malformed));
-		m->dirty = true;
+		/* A guest that keeps at it costs one save a second, not one a poll. */
+		if (mailbox_now(m) - m->malformed_saved_usec >= USEC_PER_SEC) {
+			m->malformed_saved_usec = mailbox_now(m);
+			m->dirty = true;
+		}
 	}
 	if (!mailbox_logged(m, reason ? reason : what))
 		log_warn("VM %s: mailbox: malformed guest input (%s); counted, the VM stays served",
@@ -383,8 +391,18 @@ static void mailbox_accept(struct mailbox *m, const struct pb_mbox_guest_info *g
 		mailbox_refuse(m, g->session_id, "HELLO_ACK", reason);
 		return;
 	}
+	if (g->role == PB_MBOX_ROLE_NORMAL && m->pending) {
+		/* The guest booted again and no pvpanic event came in between:
+		 * what it said belongs to no crash the daemon will see. */
+		log_warn("VM %s: mailbox: a new guest session opened before any crash record took what the guest said (%s); dropped",
+			 m->vm, json_object_object_get_ex(m->pending, "panic", NULL) ?
+					"its panic record" : "its reports");
+		json_object_put(m->pending);
+		m->pending = NULL;
+	}
 	m->session = g->session_id;
 	m->role = g->role;
+	m->prev_session = g->prev_session;
 	m->have_hello = true;
 	m->ring_broken = false;
 	m->unload_acked = false;
@@ -462,6 +480,7 @@ static void mailbox_kdump_status(struct mailbox *m, uint32_t len)
 	if (k.state == PB_MBOX_KDUMP_FAILED)
 		json_object_object_add(e, "reason", json_object_new_string(k.reason));
 	json_object_object_add(e, "session", mailbox_hex64(m->session));
+	json_object_object_add(e, "prev_session", mailbox_hex64(m->prev_session));
 	json_object_array_add(list, e);
 	m->dirty = true;
 }

@@ -125,6 +125,8 @@ def test_hello_panic_and_kdump_reports(bed):
                    what="three kdump reports")
     assert [r["state"] for r in rec["kdump"]["reports"]] == ["start", "progress", "done"]
     assert rec["kdump"]["reports"][1]["percent"] == 50
+    # The first kdump session names the crashed one (SPEC 4.4).
+    assert rec["kdump"]["reports"][0]["prev_session"] == rec["panic"]["session"]
     assert "mailbox" not in rec, rec["mailbox"]
     d.stop()
 
