@@ -28,7 +28,8 @@ def test_check_config_prints_the_effective_configuration(tmp_path):
     conf.write_text("# two VMs\nspool /srv/pb\nvm a,qmp=/run/a.sock\n"
                     "vm b,qmp=/run/b.sock,final_action=preserve,kdump_timeout=90\n")
     p = run(DAEMON, "--config", str(conf), "--vm",
-            "c,qmp=/run/c.sock,final_action=poweroff,snapshot=always,snapshot_format=elf",
+            "c,qmp=/run/c.sock,final_action=poweroff,snapshot=always,snapshot_format=elf,"
+            "mailbox=/dev/shm/pb-c",
             "--check-config")
     assert p.returncode == 0, p.stderr
     assert p.stdout == ("spool /srv/pb\n"
@@ -38,7 +39,7 @@ def test_check_config_prints_the_effective_configuration(tmp_path):
                         "vm b,qmp=/run/b.sock,final_action=preserve,kdump_timeout=90,"
                         "snapshot=on-kdump-failure,snapshot_format=kdump-zlib\n"
                         "vm c,qmp=/run/c.sock,final_action=poweroff,kdump_timeout=600,"
-                        "snapshot=always,snapshot_format=elf\n"
+                        "snapshot=always,snapshot_format=elf,mailbox=/dev/shm/pb-c\n"
                         "configuration OK\n")
 
 

@@ -208,3 +208,20 @@ def test_malformed_input_is_recorded_in_the_open_crash(bed):
     assert rec["state"] == "kdump_running"
     assert guest(a, "hello")["accepted"] == "1"
     d.stop()
+
+
+@pytest.mark.parametrize("size", [1024 * 1024, 256 * 1024])
+def test_qemu_first_file_is_adopted_and_formatted_in_place(bed, size):
+    """QEMU started first: it created the file and maps it; the guest waits."""
+    a = bed["mbox"]["a"]
+    with open(a, "wb") as f:
+        f.truncate(size)
+    ino = os.stat(a).st_ino
+    early = subprocess.Popen([FAKEGUEST, a, "hello"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.2)  # mapped before the daemon formats the file under it
+    d = bed["start"]()
+    so, _ = early.communicate(timeout=20)
+    assert "accepted=1" in so, so
+    st = os.stat(a)
+    assert st.st_size == size and st.st_ino == ino  # not truncated, not replaced
+    d.stop()

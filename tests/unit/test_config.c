@@ -26,6 +26,7 @@ static void test_vm_spec_defaults(void **state)
 	assert_int_equal(vm.kdump_timeout_usec, CFG_DEFAULT_KDUMP_TIMEOUT_SEC * 1000000ULL);
 	assert_int_equal(vm.snapshot, SNAPSHOT_ON_KDUMP_FAILURE);
 	assert_string_equal(vm.snapshot_format, "kdump-zlib");
+	assert_string_equal(vm.mailbox_path, "");
 }
 
 static void test_vm_spec_all_keys(void **state)
@@ -35,8 +36,9 @@ static void test_vm_spec_all_keys(void **state)
 
 	(void)state;
 	assert_int_equal(cfg_parse_vm_spec("db.2,final_action=preserve,qmp=/q,kdump_timeout=30,"
-					   "snapshot=never,snapshot_format=elf",
+					   "snapshot=never,snapshot_format=elf,mailbox=/dev/shm/pb-db.2",
 					   &vm, err, sizeof(err)), 0);
+	assert_string_equal(vm.mailbox_path, "/dev/shm/pb-db.2");
 	assert_int_equal(vm.snapshot, SNAPSHOT_NEVER);
 	assert_string_equal(vm.snapshot_format, "elf");
 	assert_int_equal(vm.final_action, FINAL_ACTION_PRESERVE);
@@ -59,6 +61,8 @@ static void test_vm_spec_errors(void **state)
 		{ "a/b,qmp=/q", "is not 1-64 characters" },
 		{ "web1,qmp=", "needs a socket path" },
 		{ "web1,qmp=/q,qmp=/r", "given twice" },
+		{ "web1,qmp=/q,mailbox=", "needs an absolute file path" },
+		{ "web1,qmp=/q,mailbox=pb.mbox", "needs an absolute file path" },
 		{ "web1,qmp=/q,color=red", "unknown key 'color'" },
 		{ "web1,qmp=/q,final_action=explode", "restart, poweroff or preserve" },
 		{ "web1,qmp=/q,kdump_timeout=0", "whole seconds" },
@@ -103,7 +107,10 @@ static void test_duplicates_refused(void **state)
 	assert_non_null(strstr(err, "configured twice"));
 	assert_int_equal(cfg_set_option(&cfg, "vm", "b,qmp=/q1", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "share the QMP socket"));
-	assert_int_equal(cfg.n_vms, 1);
+	assert_int_equal(cfg_set_option(&cfg, "vm", "b,qmp=/q2,mailbox=/m", err, sizeof(err)), 0);
+	assert_int_equal(cfg_set_option(&cfg, "vm", "c,qmp=/q3,mailbox=/m", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "share the mailbox /m"));
+	assert_int_equal(cfg.n_vms, 2);
 	cfg_free(&cfg);
 }
 
