@@ -60,6 +60,7 @@ struct mailbox {
 	/* The last panic record (dedup by session and seq). */
 	uint64_t panic_session;
 	uint32_t panic_seq;
+	uint64_t panic_usec;		/* when the last one was recorded */
 	unsigned int timing_polls;
 
 	/* Said before a crash was open; merged into the next one. */
@@ -282,6 +283,14 @@ static void mailbox_read_slot(struct mailbox *m, const char *source)
 	}
 	if (r == 0 || (v.session_id == m->panic_session && v.seq == m->panic_seq))
 		return;
+	/* A guest rewriting its slot over and over: one record a second. */
+	if (m->panic_usec && mailbox_now(m) - m->panic_usec < USEC_PER_SEC) {
+		if (!mailbox_logged(m, "panic records too fast"))
+			log_warn("VM %s: mailbox: more than one panic record a second; the excess is ignored",
+				 m->vm);
+		return;
+	}
+	m->panic_usec = mailbox_now(m);
 	mailbox_record_panic(m, &v, source);
 }
 
