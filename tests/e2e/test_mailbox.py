@@ -225,3 +225,25 @@ def test_qemu_first_file_is_adopted_and_formatted_in_place(bed, size):
     st = os.stat(a)
     assert st.st_size == size and st.st_ino == ino  # not truncated, not replaced
     d.stop()
+
+
+def test_restart_bumps_the_generation_and_clean_stop_says_offline(bed):
+    import struct
+
+    def header(path):
+        with open(path, "rb") as f:
+            b = f.read(0x90)
+        return struct.unpack_from("<Q", b, 16)[0], struct.unpack_from("<I", b, 0x80)[0]
+
+    a = bed["mbox"]["a"]
+    d = bed["start"]()
+    gen1, state = header(a)
+    assert state == 1  # READY
+    assert guest(a, "hello")["accepted"] == "1"
+    assert header(a)[1] == 2  # ACTIVE
+    d.stop()
+    assert header(a) == (gen1, 0)  # OFFLINE, layout kept
+    d = bed["start"]()
+    gen2, state = header(a)
+    assert gen2 == gen1 + 1 and state == 1
+    d.stop()
