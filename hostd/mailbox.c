@@ -537,12 +537,35 @@ static void mailbox_read_ring(struct mailbox *m)
 	}
 }
 
+/*
+ * Touching a MAP_SHARED page past the end of a file that someone truncated
+ * is SIGBUS: check the file before every pass, and give the mailbox up (not
+ * the daemon) when it shrank. A truncation racing this check is not covered.
+ */
+static bool mailbox_file_intact(struct mailbox *m)
+{
+	struct stat st;
+
+	if (!m->map)
+		return false;
+	if (fstat(m->fd, &st) == 0 && st.st_size >= (off_t)m->size)
+		return true;
+	log_error("VM %s: mailbox file %s shrank below %u bytes: mailbox given up",
+		  m->vm, m->path, m->size);
+	munmap(m->map, m->size);
+	m->map = NULL;
+	m->busy = false;
+	return false;
+}
+
 static void mailbox_do_poll(struct mailbox *m, bool doorbell)
 {
 	struct pb_mbox_guest_info g;
 	const char *reason = NULL;
 	int r;
 
+	if (!mailbox_file_intact(m))
+		return;
 	pb_mbox_host_heartbeat(m->map, ++m->heartbeat);
 	r = pb_mbox_guest_ctl_read(m->map, &g, &reason);
 	if (r == -EBADMSG && ++m->ctl_crc_fails < MAILBOX_CTL_CRC_TRIES) {
@@ -778,7 +801,7 @@ void mailbox_free(struct mailbox *m)
 	if (!m)
 		return;
 	sd_event_source_disable_unref(m->timer);
-	if (m->map) {
+	if (mailbox_file_intact(m)) {
 		pb_mbox_host_set_state(m->map, PB_MBOX_HOST_OFFLINE, 0);
 		munmap(m->map, m->size);
 	}

@@ -247,3 +247,14 @@ def test_restart_bumps_the_generation_and_clean_stop_says_offline(bed):
     gen2, state = header(a)
     assert gen2 == gen1 + 1 and state == 1
     d.stop()
+
+
+def test_a_truncated_mailbox_file_is_given_up_not_fatal(bed):
+    d = bed["start"]()
+    assert guest(bed["mbox"]["a"], "hello")["accepted"] == "1"
+    os.truncate(bed["mbox"]["a"], 4096)
+    d.wait_log(r"VM a: mailbox file .* shrank below 1048576 bytes: mailbox given up")
+    out = guest(bed["mbox"]["b"], "panic", "b panics")  # the other VM is still served
+    assert out["acked"] == "1", out
+    assert d.proc.poll() is None
+    d.stop()
