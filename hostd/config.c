@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common.h"
+#include "util.h"
 #include "config.h"
 #include "log.h"
 
@@ -54,17 +54,6 @@ bool snapshot_format_is_known(const char *s)
 	return false;
 }
 
-_printf_(3, 4) static int cfg_fail(char *err, size_t errlen, const char *fmt,
-				   ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 void cfg_init(struct config *cfg)
 {
 	*cfg = (struct config){
@@ -93,11 +82,11 @@ static int cfg_vm_qmp(struct vm_config *vm, const char *value, char *err,
 	size_t n = strlen(value);
 
 	if (n == 0)
-		return cfg_fail(err, errlen, "qmp= needs a socket path");
+		return err_set(err, errlen, -EINVAL, "qmp= needs a socket path");
 	if (n > CFG_QMP_PATH_MAX)
-		return cfg_fail(err, errlen,
-				"qmp= path is %zu bytes, longer than a unix socket allows (%zu)",
-				n, CFG_QMP_PATH_MAX);
+		return err_set(err, errlen, -EINVAL,
+			       "qmp= path is %zu bytes, longer than a unix socket allows (%zu)",
+			       n, CFG_QMP_PATH_MAX);
 	memcpy(vm->qmp_path, value, n + 1);
 	return 0;
 }
@@ -108,9 +97,9 @@ static int cfg_vm_final_action(struct vm_config *vm, const char *value,
 	int a = final_action_from_string(value);
 
 	if (a < 0)
-		return cfg_fail(err, errlen,
-				"final_action must be restart, poweroff or preserve, not '%s'",
-				value);
+		return err_set(err, errlen, -EINVAL,
+			       "final_action must be restart, poweroff or preserve, not '%s'",
+			       value);
 	vm->final_action = (enum final_action)a;
 	return 0;
 }
@@ -121,9 +110,9 @@ static int cfg_vm_kdump_timeout(struct vm_config *vm, const char *value,
 	uint64_t sec;
 
 	if (parse_u64(value, 1, CFG_KDUMP_TIMEOUT_MAX_SEC, &sec) < 0)
-		return cfg_fail(err, errlen,
-				"kdump_timeout must be whole seconds from 1 to %llu, not '%s'",
-				CFG_KDUMP_TIMEOUT_MAX_SEC, value);
+		return err_set(err, errlen, -EINVAL,
+			       "kdump_timeout must be whole seconds from 1 to %llu, not '%s'",
+			       CFG_KDUMP_TIMEOUT_MAX_SEC, value);
 	vm->kdump_timeout_usec = sec * USEC_PER_SEC;
 	return 0;
 }
@@ -134,9 +123,9 @@ static int cfg_vm_snapshot(struct vm_config *vm, const char *value, char *err,
 	int p = snapshot_policy_from_string(value);
 
 	if (p < 0)
-		return cfg_fail(err, errlen,
-				"snapshot must be always, on-kdump-failure or never, not '%s'",
-				value);
+		return err_set(err, errlen, -EINVAL,
+			       "snapshot must be always, on-kdump-failure or never, not '%s'",
+			       value);
 	vm->snapshot = (enum snapshot_policy)p;
 	return 0;
 }
@@ -145,9 +134,9 @@ static int cfg_vm_snapshot_format(struct vm_config *vm, const char *value,
 				  char *err, size_t errlen)
 {
 	if (!snapshot_format_is_known(value))
-		return cfg_fail(err, errlen,
-				"snapshot_format must be kdump-zlib, kdump-lzo, kdump-snappy or elf, not '%s'",
-				value);
+		return err_set(err, errlen, -EINVAL,
+			       "snapshot_format must be kdump-zlib, kdump-lzo, kdump-snappy or elf, not '%s'",
+			       value);
 	snprintf(vm->snapshot_format, sizeof(vm->snapshot_format), "%s", value);
 	return 0;
 }
@@ -158,10 +147,10 @@ static int cfg_vm_mailbox(struct vm_config *vm, const char *value, char *err,
 	size_t n = strlen(value);
 
 	if (n == 0 || value[0] != '/')
-		return cfg_fail(err, errlen, "mailbox= needs an absolute file path");
+		return err_set(err, errlen, -EINVAL, "mailbox= needs an absolute file path");
 	if (n > CFG_PATH_MAX)
-		return cfg_fail(err, errlen, "mailbox= path is longer than %d bytes",
-				CFG_PATH_MAX);
+		return err_set(err, errlen, -EINVAL, "mailbox= path is longer than %d bytes",
+			       CFG_PATH_MAX);
 	memcpy(vm->mailbox_path, value, n + 1);
 	return 0;
 }
@@ -192,11 +181,11 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 		return -ENOMEM;
 	name = strtok_r(copy, ",", &save);
 	if (!name || spec[0] == ',')
-		return cfg_fail(err, errlen, "VM spec '%s' does not start with a name", spec);
+		return err_set(err, errlen, -EINVAL, "VM spec '%s' does not start with a name", spec);
 	if (!name_is_valid(name))
-		return cfg_fail(err, errlen,
-				"VM name '%s' is not 1-%d characters of A-Z a-z 0-9 . _ - (not starting with . or -)",
-				name, VM_NAME_MAX);
+		return err_set(err, errlen, -EINVAL,
+			       "VM name '%s' is not 1-%d characters of A-Z a-z 0-9 . _ - (not starting with . or -)",
+			       name, VM_NAME_MAX);
 	strcpy(vm.name, name);
 
 	while ((tok = strtok_r(NULL, ",", &save))) {
@@ -205,19 +194,19 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 		int r;
 
 		if (!eq)
-			return cfg_fail(err, errlen,
-					"VM %s: '%s' is not key=value", vm.name, tok);
+			return err_set(err, errlen, -EINVAL,
+				       "VM %s: '%s' is not key=value", vm.name, tok);
 		*eq = '\0';
 		for (i = 0; i < ARRAY_SIZE(cfg_vm_keys); i++)
 			if (strcmp(tok, cfg_vm_keys[i].key) == 0)
 				break;
 		if (i == ARRAY_SIZE(cfg_vm_keys))
-			return cfg_fail(err, errlen,
-					"VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format, mailbox)",
-					vm.name, tok);
+			return err_set(err, errlen, -EINVAL,
+				       "VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format, mailbox)",
+				       vm.name, tok);
 		if (seen & (1u << i))
-			return cfg_fail(err, errlen, "VM %s: key '%s' given twice",
-					vm.name, tok);
+			return err_set(err, errlen, -EINVAL, "VM %s: key '%s' given twice",
+				       vm.name, tok);
 		seen |= 1u << i;
 		r = cfg_vm_keys[i].parse(&vm, eq + 1, err, errlen);
 		if (r < 0) {
@@ -229,7 +218,7 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 		}
 	}
 	if (!(seen & 1u))
-		return cfg_fail(err, errlen, "VM %s: qmp=PATH is required", vm.name);
+		return err_set(err, errlen, -EINVAL, "VM %s: qmp=PATH is required", vm.name);
 	*ret = vm;
 	return 0;
 }
@@ -245,19 +234,19 @@ static int cfg_add_vm(struct config *cfg, const char *spec, char *err,
 		return r;
 	for (size_t i = 0; i < cfg->n_vms; i++) {
 		if (strcmp(cfg->vms[i].name, vm.name) == 0)
-			return cfg_fail(err, errlen, "VM %s is configured twice", vm.name);
+			return err_set(err, errlen, -EINVAL, "VM %s is configured twice", vm.name);
 		if (strcmp(cfg->vms[i].qmp_path, vm.qmp_path) == 0)
-			return cfg_fail(err, errlen,
-					"VMs %s and %s share the QMP socket %s",
-					cfg->vms[i].name, vm.name, vm.qmp_path);
+			return err_set(err, errlen, -EINVAL,
+				       "VMs %s and %s share the QMP socket %s",
+				       cfg->vms[i].name, vm.name, vm.qmp_path);
 		if (vm.mailbox_path[0] &&
 		    strcmp(cfg->vms[i].mailbox_path, vm.mailbox_path) == 0)
-			return cfg_fail(err, errlen,
-					"VMs %s and %s share the mailbox %s",
-					cfg->vms[i].name, vm.name, vm.mailbox_path);
+			return err_set(err, errlen, -EINVAL,
+				       "VMs %s and %s share the mailbox %s",
+				       cfg->vms[i].name, vm.name, vm.mailbox_path);
 	}
 	if (cfg->n_vms >= CFG_MAX_VMS)
-		return cfg_fail(err, errlen, "more than %d VMs", CFG_MAX_VMS);
+		return err_set(err, errlen, -EINVAL, "more than %d VMs", CFG_MAX_VMS);
 	vms = realloc(cfg->vms, (cfg->n_vms + 1) * sizeof(*vms));
 	if (!vms)
 		return -ENOMEM;
@@ -275,7 +264,7 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		char *s;
 
 		if (!*value)
-			return cfg_fail(err, errlen, "spool needs a directory");
+			return err_set(err, errlen, -EINVAL, "spool needs a directory");
 		s = strdup(value);
 		if (!s)
 			return -ENOMEM;
@@ -287,9 +276,9 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		int l = log_parse_level(value);
 
 		if (l < 0)
-			return cfg_fail(err, errlen,
-					"log-level must be error, warning, notice, info or debug, not '%s'",
-					value);
+			return err_set(err, errlen, -EINVAL,
+				       "log-level must be error, warning, notice, info or debug, not '%s'",
+				       value);
 		cfg->log_level = l;
 		return 0;
 	}
@@ -297,14 +286,14 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		uint64_t n;
 
 		if (parse_u64(value, 1, 64, &n) < 0)
-			return cfg_fail(err, errlen,
-					"max-dumps must be a whole number from 1 to 64, not '%s'",
-					value);
+			return err_set(err, errlen, -EINVAL,
+				       "max-dumps must be a whole number from 1 to 64, not '%s'",
+				       value);
 		cfg->max_dumps = (unsigned int)n;
 		return 0;
 	}
-	return cfg_fail(err, errlen,
-			"unknown option '%s' (known: spool, vm, log-level, max-dumps)", key);
+	return err_set(err, errlen, -EINVAL,
+		       "unknown option '%s' (known: spool, vm, log-level, max-dumps)", key);
 }
 
 static char *cfg_strip(char *s)
@@ -345,8 +334,8 @@ int cfg_load_file(struct config *cfg, const char *path, char *err,
 
 		lineno++;
 		if (!strchr(line, '\n') && !feof(f))
-			return cfg_fail(err, errlen, "%s:%u: line longer than %d bytes",
-					path, lineno, CFG_LINE_MAX - 2);
+			return err_set(err, errlen, -EINVAL, "%s:%u: line longer than %d bytes",
+				       path, lineno, CFG_LINE_MAX - 2);
 		s = cfg_strip(line);
 		if (*s == '#' || *s == '\0')
 			continue;

@@ -2,7 +2,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -674,17 +673,6 @@ void mailbox_attach(struct mailbox *m)
 
 /* ---- the file ---- */
 
-_printf_(3, 4) static int mailbox_fail(char *err, size_t errlen, const char *fmt,
-				       ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static int mailbox_map(struct mailbox *m, char *err, size_t errlen)
 {
 	struct stat st;
@@ -715,13 +703,13 @@ static int mailbox_map(struct mailbox *m, char *err, size_t errlen)
 		return r;
 	}
 	if (!S_ISREG(st.st_mode))
-		return mailbox_fail(err, errlen, "mailbox %s is not a regular file", m->path);
+		return err_set(err, errlen, -EINVAL, "mailbox %s is not a regular file", m->path);
 	/* Never truncate an existing file: QEMU may have it mapped. */
 	if (st.st_size < PB_MBOX_SIZE_MIN || st.st_size > PB_MBOX_SIZE_MAX ||
 	    st.st_size % PB_MBOX_PAGE)
-		return mailbox_fail(err, errlen,
-				    "mailbox %s is %lld bytes; it must be a multiple of 4 KiB from 256 KiB to 64 MiB (QEMU: a power of two)",
-				    m->path, (long long)st.st_size);
+		return err_set(err, errlen, -EINVAL,
+			       "mailbox %s is %lld bytes; it must be a multiple of 4 KiB from 256 KiB to 64 MiB (QEMU: a power of two)",
+			       m->path, (long long)st.st_size);
 	m->size = (uint32_t)st.st_size;
 	m->map = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m->map == MAP_FAILED) {

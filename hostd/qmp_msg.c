@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common.h"
+#include "util.h"
 #include "qmp_msg.h"
 
 void qmp_linebuf_commit(struct qmp_linebuf *lb, size_t n)
@@ -35,17 +35,6 @@ int qmp_linebuf_take(struct qmp_linebuf *lb, char *out, size_t *ret_len)
 	}
 }
 
-_printf_(3, 4) static int qmp_msg_fail(char *err, size_t errlen,
-				       const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EPROTO;
-}
-
 static bool qmp_event_name_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -70,15 +59,15 @@ static int qmp_msg_timestamp(json_object *ts, struct qmp_msg *m, char *err,
 	    !json_object_object_get_ex(ts, "microseconds", &usec) ||
 	    !json_object_is_type(sec, json_type_int) ||
 	    !json_object_is_type(usec, json_type_int))
-		return qmp_msg_fail(err, errlen,
-				    "event timestamp is not {seconds, microseconds}");
+		return err_set(err, errlen, -EPROTO,
+			       "event timestamp is not {seconds, microseconds}");
 	s = json_object_get_int64(sec);
 	u = json_object_get_int64(usec);
 	/* QEMU sends -1/-1 when it could not read the clock. */
 	if (s == -1 && u == -1)
 		return 0;
 	if (s < 0 || s > 253402300799LL || u < 0 || u > 999999)
-		return qmp_msg_fail(err, errlen, "event timestamp out of range");
+		return err_set(err, errlen, -EPROTO, "event timestamp out of range");
 	m->has_timestamp = true;
 	m->timestamp_usec = (uint64_t)s * 1000000ULL + (uint64_t)u;
 	return 0;
@@ -90,12 +79,12 @@ static int qmp_msg_classify(struct qmp_msg *m, char *err, size_t errlen)
 	int kinds = 0;
 
 	if (!json_object_is_type(root, json_type_object))
-		return qmp_msg_fail(err, errlen, "message is a JSON %s, not an object",
-				    json_type_to_name(json_object_get_type(root)));
+		return err_set(err, errlen, -EPROTO, "message is a JSON %s, not an object",
+			       json_type_to_name(json_object_get_type(root)));
 
 	if (json_object_object_get_ex(root, "id", &id)) {
 		if (!json_object_is_type(id, json_type_int))
-			return qmp_msg_fail(err, errlen, "message id is not an integer");
+			return err_set(err, errlen, -EPROTO, "message id is not an integer");
 		m->has_id = true;
 		m->id = json_object_get_int64(id);
 	}
@@ -105,14 +94,14 @@ static int qmp_msg_classify(struct qmp_msg *m, char *err, size_t errlen)
 		m->type = QMP_MSG_GREETING;
 		m->payload = v;
 		if (!json_object_is_type(v, json_type_object))
-			return qmp_msg_fail(err, errlen, "greeting's QMP member is not an object");
+			return err_set(err, errlen, -EPROTO, "greeting's QMP member is not an object");
 	}
 	if (json_object_object_get_ex(root, "return", &v)) {
 		kinds++;
 		m->type = QMP_MSG_RETURN;
 		m->payload = v;
 		if (!m->has_id)
-			return qmp_msg_fail(err, errlen, "reply without an id");
+			return err_set(err, errlen, -EPROTO, "reply without an id");
 	}
 	if (json_object_object_get_ex(root, "error", &v)) {
 		json_object *cls, *desc;
@@ -124,7 +113,7 @@ static int qmp_msg_classify(struct qmp_msg *m, char *err, size_t errlen)
 		    !json_object_object_get_ex(v, "desc", &desc) ||
 		    !json_object_is_type(cls, json_type_string) ||
 		    !json_object_is_type(desc, json_type_string))
-			return qmp_msg_fail(err, errlen, "error reply lacks class/desc strings");
+			return err_set(err, errlen, -EPROTO, "error reply lacks class/desc strings");
 		m->error_class = json_object_get_string(cls);
 		m->error_desc = json_object_get_string(desc);
 	}
@@ -135,7 +124,7 @@ static int qmp_msg_classify(struct qmp_msg *m, char *err, size_t errlen)
 		m->type = QMP_MSG_EVENT;
 		if (!json_object_is_type(v, json_type_string) ||
 		    !qmp_event_name_ok(json_object_get_string(v)))
-			return qmp_msg_fail(err, errlen, "event name is not an upper-case identifier");
+			return err_set(err, errlen, -EPROTO, "event name is not an upper-case identifier");
 		m->event = json_object_get_string(v);
 		if (json_object_object_get_ex(root, "timestamp", &ts)) {
 			int r = qmp_msg_timestamp(ts, m, err, errlen);
@@ -145,13 +134,14 @@ static int qmp_msg_classify(struct qmp_msg *m, char *err, size_t errlen)
 		}
 		if (json_object_object_get_ex(root, "data", &data)) {
 			if (!json_object_is_type(data, json_type_object))
-				return qmp_msg_fail(err, errlen, "event data is not an object");
+				return err_set(err, errlen, -EPROTO, "event data is not an object");
 			m->payload = data;
 		}
 	}
 	if (kinds != 1)
-		return qmp_msg_fail(err, errlen, kinds ? "message is more than one kind"
-						  : "message is not a greeting, reply or event");
+		return err_set(err, errlen, -EPROTO,
+			       kinds ? "message is more than one kind" :
+				       "message is not a greeting, reply or event");
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -114,4 +115,16 @@ int name_table_lookup(const char *const *table, size_t n, const char *s)
 		if (table[i] && strcmp(s, table[i]) == 0)
 			return (int)i;
 	return -EINVAL;
+}
+
+int err_set(char *err, size_t errlen, int error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return error;
 }

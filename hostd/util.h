@@ -28,6 +28,13 @@ bool name_is_valid(const char *s);
 /* The same alphabet and first-character rule, up to @max characters. */
 bool name_chars_ok(const char *s, size_t max);
 
+/*
+ * Puts a one-phrase reason into the caller's buffer (if any) and returns
+ * @error: the libraries' single way of failing with a reason.
+ */
+int err_set(char *err, size_t errlen, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Index of @s in a table of names (NULL entries skipped), or -EINVAL. */
 int name_table_lookup(const char *const *table, size_t n, const char *s);
 

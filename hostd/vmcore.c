@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "util.h"
 #include "vmcore.h"
 
 #define FLAT_SIGNATURE "makedumpfile" /* with its NUL: 13 of 16 bytes */
@@ -66,19 +66,6 @@
 #define ELF_PHNUM_MAX (1U << 20)
 #define ELF_NOTE_SEGMENT_MAX (64ULL * 1024 * 1024)
 #define PHYS_BASE_KEY "NUMBER(phys_base)"
-
-_printf_(4, 5) static int fail(char *err, size_t errlen, int r,
-			       const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
 
 static uint64_t get_be64(const uint8_t *p)
 {
@@ -250,40 +237,40 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 	int r;
 
 	if (max_size == 0)
-		return fail(err, errlen, -EINVAL, "no size limit given");
+		return err_set(err, errlen, -EINVAL, "no size limit given");
 	if (max_size > INT64_MAX)
 		max_size = INT64_MAX;
 	if (fstat(in_fd, &sin) < 0 || fstat(out_fd, &sout) < 0)
-		return fail(err, errlen, -errno, "cannot stat the files: %m");
+		return err_set(err, errlen, -errno, "cannot stat the files: %m");
 	if (sin.st_dev == sout.st_dev && sin.st_ino == sout.st_ino)
-		return fail(err, errlen, -EINVAL, "input and output are the same file");
+		return err_set(err, errlen, -EINVAL, "input and output are the same file");
 	buf = malloc(VMCORE_COPY_CHUNK);
 	if (!buf)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return err_set(err, errlen, -ENOMEM, "out of memory");
 	if (S_ISREG(sout.st_mode) && ftruncate(out_fd, 0) < 0)
-		return fail(err, errlen, -errno, "cannot truncate the output: %m");
+		return err_set(err, errlen, -errno, "cannot truncate the output: %m");
 
 	n = read_full(in_fd, buf, VMCORE_FLAT_HEADER_SIZE);
 	if (n < 0)
-		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
+		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n == 0)
-		return fail(err, errlen, -EBADMSG, "the dump is empty");
+		return err_set(err, errlen, -EBADMSG, "the dump is empty");
 	if (n < (ssize_t)sizeof(FLAT_SIGNATURE) ||
 	    memcmp(buf, FLAT_SIGNATURE, sizeof(FLAT_SIGNATURE)) != 0)
-		return fail(err, errlen, -EMEDIUMTYPE,
-			    "not a flattened dump (no makedumpfile signature)");
+		return err_set(err, errlen, -EMEDIUMTYPE,
+			       "not a flattened dump (no makedumpfile signature)");
 	if (n < VMCORE_FLAT_HEADER_SIZE)
-		return fail(err, errlen, -EBADMSG,
-			    "flattened header truncated (%zd of %d bytes)", n,
-			    VMCORE_FLAT_HEADER_SIZE);
+		return err_set(err, errlen, -EBADMSG,
+			       "flattened header truncated (%zd of %d bytes)", n,
+			       VMCORE_FLAT_HEADER_SIZE);
 	if (!flat_header_ok(buf, n))
-		return fail(err, errlen, -EBADMSG,
-			    "flattened header type is %lld, not %d",
-			    (long long)get_be64(buf + 16), FLAT_TYPE);
+		return err_set(err, errlen, -EBADMSG,
+			       "flattened header type is %lld, not %d",
+			       (long long)get_be64(buf + 16), FLAT_TYPE);
 	if (get_be64(buf + 24) != FLAT_VERSION)
-		return fail(err, errlen, -EPROTONOSUPPORT,
-			    "flattened format version %lld not supported",
-			    (long long)get_be64(buf + 24));
+		return err_set(err, errlen, -EPROTONOSUPPORT,
+			       "flattened format version %lld not supported",
+			       (long long)get_be64(buf + 24));
 	pos = VMCORE_FLAT_HEADER_SIZE;
 
 	for (;;) {
@@ -293,39 +280,39 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 
 		n = read_full(in_fd, h, sizeof(h));
 		if (n < 0)
-			return fail(err, errlen, n, "cannot read the dump: %s",
-				    strerror(-n));
+			return err_set(err, errlen, n, "cannot read the dump: %s",
+				       strerror(-n));
 		if (n == 0)
-			return fail(err, errlen, -EBADMSG,
-				    "dump ends after %llu record%s without the end marker (incomplete)",
-				    (unsigned long long)nrec, nrec == 1 ? "" : "s");
+			return err_set(err, errlen, -EBADMSG,
+				       "dump ends after %llu record%s without the end marker (incomplete)",
+				       (unsigned long long)nrec, nrec == 1 ? "" : "s");
 		if (n < (ssize_t)sizeof(h))
-			return fail(err, errlen, -EBADMSG,
-				    "record header truncated at input offset %llu",
-				    (unsigned long long)pos);
+			return err_set(err, errlen, -EBADMSG,
+				       "record header truncated at input offset %llu",
+				       (unsigned long long)pos);
 		off = (int64_t)get_be64(h);
 		size = (int64_t)get_be64(h + 8);
 		if (off == -1 && size == -1)
 			break;
 		nrec++;
 		if (off < 0)
-			return fail(err, errlen, -EBADMSG,
-				    "record %llu has a negative offset (%lld)",
-				    (unsigned long long)nrec, (long long)off);
+			return err_set(err, errlen, -EBADMSG,
+				       "record %llu has a negative offset (%lld)",
+				       (unsigned long long)nrec, (long long)off);
 		if (size <= 0)
-			return fail(err, errlen, -EBADMSG,
-				    "record %llu has size %lld",
-				    (unsigned long long)nrec, (long long)size);
+			return err_set(err, errlen, -EBADMSG,
+				       "record %llu has size %lld",
+				       (unsigned long long)nrec, (long long)size);
 		if ((uint64_t)size > VMCORE_FLAT_RECORD_MAX)
-			return fail(err, errlen, -EFBIG,
-				    "record %llu: %lld bytes, over the %llu-byte record limit",
-				    (unsigned long long)nrec, (long long)size,
-				    VMCORE_FLAT_RECORD_MAX);
+			return err_set(err, errlen, -EFBIG,
+				       "record %llu: %lld bytes, over the %llu-byte record limit",
+				       (unsigned long long)nrec, (long long)size,
+				       VMCORE_FLAT_RECORD_MAX);
 		if ((uint64_t)off > max_size || (uint64_t)size > max_size - (uint64_t)off)
-			return fail(err, errlen, -EFBIG,
-				    "record %llu: offset %lld + %lld bytes is beyond the %llu-byte limit",
-				    (unsigned long long)nrec, (long long)off,
-				    (long long)size, (unsigned long long)max_size);
+			return err_set(err, errlen, -EFBIG,
+				       "record %llu: offset %lld + %lld bytes is beyond the %llu-byte limit",
+				       (unsigned long long)nrec, (long long)off,
+				       (long long)size, (unsigned long long)max_size);
 		pos += sizeof(h);
 
 		for (o = off, left = size; left;) {
@@ -333,33 +320,33 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 
 			n = read_full(in_fd, buf, want);
 			if (n < 0)
-				return fail(err, errlen, n, "cannot read the dump: %s",
-					    strerror(-n));
+				return err_set(err, errlen, n, "cannot read the dump: %s",
+					       strerror(-n));
 			if ((size_t)n < want)
-				return fail(err, errlen, -EBADMSG,
-					    "dump truncated in the data of record %llu (input offset %llu)",
-					    (unsigned long long)nrec,
-					    (unsigned long long)(pos + n));
+				return err_set(err, errlen, -EBADMSG,
+					       "dump truncated in the data of record %llu (input offset %llu)",
+					       (unsigned long long)nrec,
+					       (unsigned long long)(pos + n));
 			r = pwrite_full(out_fd, buf, want, o);
 			if (r < 0)
-				return fail(err, errlen, r,
-					    "cannot write the output at offset %llu: %s",
-					    (unsigned long long)o, strerror(-r));
+				return err_set(err, errlen, r,
+					       "cannot write the output at offset %llu: %s",
+					       (unsigned long long)o, strerror(-r));
 			o += want;
 			left -= want;
 			pos += want;
 		}
 	}
 	if (nrec == 0)
-		return fail(err, errlen, -EBADMSG, "flattened dump has no records");
+		return err_set(err, errlen, -EBADMSG, "flattened dump has no records");
 
 	n = read_full(in_fd, buf, 1);
 	if (n < 0)
-		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
+		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n > 0)
-		return fail(err, errlen, -EBADMSG,
-			    "data after the end marker (input offset %llu)",
-			    (unsigned long long)(pos + FLAT_RECORD_HEADER));
+		return err_set(err, errlen, -EBADMSG,
+			       "data after the end marker (input offset %llu)",
+			       (unsigned long long)(pos + FLAT_RECORD_HEADER));
 	return 0;
 }
 
@@ -390,38 +377,38 @@ static int kdump_read_header(int fd, struct kdump_hdr *k, char *err,
 
 	n = pread_full(fd, h, sizeof(h), 0);
 	if (n < 0)
-		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
+		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n < KDUMP_SIG_LEN || memcmp(h, KDUMP_SIGNATURE, KDUMP_SIG_LEN) != 0) {
 		if (flat_header_ok(h, n))
-			return fail(err, errlen, -EMEDIUMTYPE,
-				    "the dump is flattened: unflatten it first");
-		return fail(err, errlen, -EMEDIUMTYPE, "not a kdump-compressed file");
+			return err_set(err, errlen, -EMEDIUMTYPE,
+				       "the dump is flattened: unflatten it first");
+		return err_set(err, errlen, -EMEDIUMTYPE, "not a kdump-compressed file");
 	}
 	if (n < DH_SIZE)
-		return fail(err, errlen, -EBADMSG, "kdump header truncated");
+		return err_set(err, errlen, -EBADMSG, "kdump header truncated");
 	version = (int32_t)get_le32(h + DH_HEADER_VERSION);
 	bs = (int32_t)get_le32(h + DH_BLOCK_SIZE);
 	sub = (int32_t)get_le32(h + DH_SUB_HDR_SIZE);
 	if (version < 1)
-		return fail(err, errlen, -EBADMSG, "kdump header version %d is invalid",
-			    version);
+		return err_set(err, errlen, -EBADMSG, "kdump header version %d is invalid",
+			       version);
 	if (version > KDUMP_VERSION_MAX)
-		return fail(err, errlen, -EPROTONOSUPPORT,
-			    "kdump header version %d not supported", version);
+		return err_set(err, errlen, -EPROTONOSUPPORT,
+			       "kdump header version %d not supported", version);
 	if (bs < KDUMP_BLOCK_MIN || bs > KDUMP_BLOCK_MAX || (bs & (bs - 1)))
-		return fail(err, errlen, -EBADMSG,
-			    "kdump block size %d is invalid (not a 64-bit kdump header?)",
-			    bs);
+		return err_set(err, errlen, -EBADMSG,
+			       "kdump block size %d is invalid (not a 64-bit kdump header?)",
+			       bs);
 	if (sub < 1)
-		return fail(err, errlen, -EBADMSG, "kdump sub-header size %d is invalid",
-			    sub);
+		return err_set(err, errlen, -EBADMSG, "kdump sub-header size %d is invalid",
+			       sub);
 
 	need = kdump_sub_header_len(version);
 	n = pread_full(fd, sh, need, (uint64_t)bs);
 	if (n < 0)
-		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
+		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if ((size_t)n < need)
-		return fail(err, errlen, -EBADMSG, "kdump sub-header truncated");
+		return err_set(err, errlen, -EBADMSG, "kdump sub-header truncated");
 
 	*k = (struct kdump_hdr){
 		.header_version = version,
@@ -445,22 +432,22 @@ static int read_text(int fd, uint64_t off, uint64_t size, char **ret_text,
 	size_t len;
 
 	if (size > VMCORE_VMCOREINFO_MAX)
-		return fail(err, errlen, -EFBIG,
-			    "vmcoreinfo of %llu bytes is over the %d-byte limit",
-			    (unsigned long long)size, VMCORE_VMCOREINFO_MAX);
+		return err_set(err, errlen, -EFBIG,
+			       "vmcoreinfo of %llu bytes is over the %d-byte limit",
+			       (unsigned long long)size, VMCORE_VMCOREINFO_MAX);
 	t = malloc(size + 1);
 	if (!t)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return err_set(err, errlen, -ENOMEM, "out of memory");
 	n = pread_full(fd, t, size, off);
 	if (n < 0)
-		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
+		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if ((uint64_t)n < size)
-		return fail(err, errlen, -EBADMSG,
-			    "vmcoreinfo lies beyond the end of the file");
+		return err_set(err, errlen, -EBADMSG,
+			       "vmcoreinfo lies beyond the end of the file");
 	t[size] = '\0';
 	len = strlen(t);
 	if (len == 0)
-		return fail(err, errlen, -ENODATA, "vmcoreinfo is empty");
+		return err_set(err, errlen, -ENODATA, "vmcoreinfo is empty");
 	*ret_text = TAKE_PTR(t);
 	if (ret_len)
 		*ret_len = len;
@@ -472,11 +459,11 @@ static int kdump_read_vmcoreinfo(int fd, const struct kdump_hdr *k,
 				 size_t errlen)
 {
 	if (k->header_version < 3 || k->size_vmcoreinfo == 0)
-		return fail(err, errlen, -ENODATA, "no vmcoreinfo in the dump");
+		return err_set(err, errlen, -ENODATA, "no vmcoreinfo in the dump");
 	if (k->offset_vmcoreinfo < k->block_size)
-		return fail(err, errlen, -EBADMSG,
-			    "vmcoreinfo offset %llu lies in the kdump header",
-			    (unsigned long long)k->offset_vmcoreinfo);
+		return err_set(err, errlen, -EBADMSG,
+			       "vmcoreinfo offset %llu lies in the kdump header",
+			       (unsigned long long)k->offset_vmcoreinfo);
 	return read_text(fd, k->offset_vmcoreinfo, k->size_vmcoreinfo, ret_text,
 			 ret_len, err, errlen);
 }
@@ -490,10 +477,10 @@ static int elf_scan_notes(int fd, uint64_t off, uint64_t size, char **ret_text,
 	uint64_t p = 0;
 
 	if (size > ELF_NOTE_SEGMENT_MAX)
-		return fail(err, errlen, -EFBIG, "PT_NOTE segment of %llu bytes is too large",
-			    (unsigned long long)size);
+		return err_set(err, errlen, -EFBIG, "PT_NOTE segment of %llu bytes is too large",
+			       (unsigned long long)size);
 	if (off > INT64_MAX - size)
-		return fail(err, errlen, -EBADMSG, "PT_NOTE offset is invalid");
+		return err_set(err, errlen, -EBADMSG, "PT_NOTE offset is invalid");
 	while (size - p >= 12) {
 		uint8_t nh[12 + sizeof(name)];
 		uint64_t namesz, descsz, body;
@@ -501,32 +488,32 @@ static int elf_scan_notes(int fd, uint64_t off, uint64_t size, char **ret_text,
 
 		n = pread_full(fd, nh, 12, off + p);
 		if (n < 0)
-			return fail(err, errlen, n, "cannot read the dump: %s",
-				    strerror(-n));
+			return err_set(err, errlen, n, "cannot read the dump: %s",
+				       strerror(-n));
 		if (n < 12)
-			return fail(err, errlen, -EBADMSG,
-				    "PT_NOTE lies beyond the end of the file");
+			return err_set(err, errlen, -EBADMSG,
+				       "PT_NOTE lies beyond the end of the file");
 		namesz = get_le32(nh);
 		descsz = get_le32(nh + 4);
 		body = align4(namesz) + align4(descsz);
 		if (body > size - p - 12)
-			return fail(err, errlen, -EBADMSG,
-				    "malformed note at offset %llu",
-				    (unsigned long long)(off + p));
+			return err_set(err, errlen, -EBADMSG,
+				       "malformed note at offset %llu",
+				       (unsigned long long)(off + p));
 		if (namesz == sizeof(name)) {
 			n = pread_full(fd, nh + 12, sizeof(name), off + p + 12);
 			if (n < 0)
-				return fail(err, errlen, n, "cannot read the dump: %s",
-					    strerror(-n));
+				return err_set(err, errlen, n, "cannot read the dump: %s",
+					       strerror(-n));
 			if (n < (ssize_t)sizeof(name))
-				return fail(err, errlen, -EBADMSG,
-					    "PT_NOTE lies beyond the end of the file");
+				return err_set(err, errlen, -EBADMSG,
+					       "PT_NOTE lies beyond the end of the file");
 			if (memcmp(nh + 12, name, sizeof(name)) == 0) {
 				int r;
 
 				if (descsz == 0)
-					return fail(err, errlen, -ENODATA,
-						    "vmcoreinfo is empty");
+					return err_set(err, errlen, -ENODATA,
+						       "vmcoreinfo is empty");
 				r = read_text(fd, off + p + 12 + align4(namesz), descsz,
 					      ret_text, ret_len, err, errlen);
 				return r < 0 ? r : 1;
@@ -549,26 +536,26 @@ static int elf_read_vmcoreinfo(int fd, bool is64, char **ret_text,
 
 	n = pread_full(fd, eh, ehsz, 0);
 	if (n < 0)
-		return fail(err, errlen, n, "cannot read the dump: %s", strerror(-n));
+		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if ((size_t)n < ehsz)
-		return fail(err, errlen, -EBADMSG, "ELF header truncated");
+		return err_set(err, errlen, -EBADMSG, "ELF header truncated");
 	if (eh[EI_DATA] != ELFDATA2LSB)
-		return fail(err, errlen, -EPROTONOSUPPORT,
-			    "big-endian ELF dumps are not supported");
+		return err_set(err, errlen, -EPROTONOSUPPORT,
+			       "big-endian ELF dumps are not supported");
 	if (get_le16(eh + offsetof(Elf64_Ehdr, e_type)) != ET_CORE)
-		return fail(err, errlen, -EMEDIUMTYPE, "not an ELF core file");
+		return err_set(err, errlen, -EMEDIUMTYPE, "not an ELF core file");
 	if (is64) {
 		phoff = get_le64(eh + offsetof(Elf64_Ehdr, e_phoff));
 		shoff = get_le64(eh + offsetof(Elf64_Ehdr, e_shoff));
 		phnum = get_le16(eh + offsetof(Elf64_Ehdr, e_phnum));
 		if (get_le16(eh + offsetof(Elf64_Ehdr, e_phentsize)) != phsz)
-			return fail(err, errlen, -EBADMSG, "unexpected ELF program header size");
+			return err_set(err, errlen, -EBADMSG, "unexpected ELF program header size");
 	} else {
 		phoff = get_le32(eh + offsetof(Elf32_Ehdr, e_phoff));
 		shoff = get_le32(eh + offsetof(Elf32_Ehdr, e_shoff));
 		phnum = get_le16(eh + offsetof(Elf32_Ehdr, e_phnum));
 		if (get_le16(eh + offsetof(Elf32_Ehdr, e_phentsize)) != phsz)
-			return fail(err, errlen, -EBADMSG, "unexpected ELF program header size");
+			return err_set(err, errlen, -EBADMSG, "unexpected ELF program header size");
 	}
 	if (phnum == PN_XNUM) {
 		/* The real count is in section header 0's sh_info. */
@@ -578,35 +565,35 @@ static int elf_read_vmcoreinfo(int fd, bool is64, char **ret_text,
 							 : offsetof(Elf32_Ehdr, e_shentsize)));
 
 		if (shoff == 0 || shentsize != shsz)
-			return fail(err, errlen, -EBADMSG,
-				    "ELF program header count missing (PN_XNUM without section 0)");
+			return err_set(err, errlen, -EBADMSG,
+				       "ELF program header count missing (PN_XNUM without section 0)");
 		n = pread_full(fd, sh, sizeof(sh), shoff + at);
 		if (n < 0)
-			return fail(err, errlen, n, "cannot read the dump: %s",
-				    strerror(-n));
+			return err_set(err, errlen, n, "cannot read the dump: %s",
+				       strerror(-n));
 		if (n < (ssize_t)sizeof(sh))
-			return fail(err, errlen, -EBADMSG,
-				    "ELF section header beyond the end of the file");
+			return err_set(err, errlen, -EBADMSG,
+				       "ELF section header beyond the end of the file");
 		phnum = get_le32(sh);
 	}
 	if (phnum == 0)
-		return fail(err, errlen, -ENODATA, "ELF dump has no program headers");
+		return err_set(err, errlen, -ENODATA, "ELF dump has no program headers");
 	if (phnum > ELF_PHNUM_MAX)
-		return fail(err, errlen, -EFBIG, "ELF dump has %llu program headers",
-			    (unsigned long long)phnum);
+		return err_set(err, errlen, -EFBIG, "ELF dump has %llu program headers",
+			       (unsigned long long)phnum);
 	if (phoff > INT64_MAX - phnum * phsz)
-		return fail(err, errlen, -EBADMSG, "ELF program header offset is invalid");
+		return err_set(err, errlen, -EBADMSG, "ELF program header offset is invalid");
 
 	for (i = 0; i < phnum;) {
 		uint64_t batch = phnum - i < 64 ? phnum - i : 64;
 
 		n = pread_full(fd, ph, batch * phsz, phoff + i * phsz);
 		if (n < 0)
-			return fail(err, errlen, n, "cannot read the dump: %s",
-				    strerror(-n));
+			return err_set(err, errlen, n, "cannot read the dump: %s",
+				       strerror(-n));
 		if ((uint64_t)n < batch * phsz)
-			return fail(err, errlen, -EBADMSG,
-				    "ELF program headers beyond the end of the file");
+			return err_set(err, errlen, -EBADMSG,
+				       "ELF program headers beyond the end of the file");
 		for (uint64_t j = 0; j < batch; j++) {
 			const uint8_t *p = ph + j * phsz;
 			uint64_t off, size;
@@ -627,7 +614,7 @@ static int elf_read_vmcoreinfo(int fd, bool is64, char **ret_text,
 		}
 		i += batch;
 	}
-	return fail(err, errlen, -ENODATA, "no VMCOREINFO note in the dump");
+	return err_set(err, errlen, -ENODATA, "no VMCOREINFO note in the dump");
 }
 
 int vmcore_read_vmcoreinfo(int fd, char **ret_text, size_t *ret_len,
@@ -637,7 +624,7 @@ int vmcore_read_vmcoreinfo(int fd, char **ret_text, size_t *ret_len,
 	int r = vmcore_detect(fd);
 
 	if (r < 0)
-		return fail(err, errlen, r, "cannot read the dump: %s", strerror(-r));
+		return err_set(err, errlen, r, "cannot read the dump: %s", strerror(-r));
 	switch (r) {
 	case VMCORE_ELF64:
 	case VMCORE_ELF32:
@@ -649,10 +636,10 @@ int vmcore_read_vmcoreinfo(int fd, char **ret_text, size_t *ret_len,
 			return r;
 		return kdump_read_vmcoreinfo(fd, &k, ret_text, ret_len, err, errlen);
 	case VMCORE_FLATTENED:
-		return fail(err, errlen, -EMEDIUMTYPE,
-			    "the dump is flattened: unflatten it first");
+		return err_set(err, errlen, -EMEDIUMTYPE,
+			       "the dump is flattened: unflatten it first");
 	default:
-		return fail(err, errlen, -EMEDIUMTYPE, "not an ELF or kdump-compressed dump");
+		return err_set(err, errlen, -EMEDIUMTYPE, "not an ELF or kdump-compressed dump");
 	}
 }
 
@@ -717,20 +704,20 @@ int vmcore_kdump_fix_phys_base(int fd, uint64_t *ret_old, uint64_t *ret_new,
 	if (r < 0)
 		return r;
 	if (vmcore_vmcoreinfo_value(text, len, PHYS_BASE_KEY, &val, &vlen) < 0)
-		return fail(err, errlen, -ENOENT,
-			    "no " PHYS_BASE_KEY " in vmcoreinfo (not an x86_64 guest?)");
+		return err_set(err, errlen, -ENOENT,
+			       "no " PHYS_BASE_KEY " in vmcoreinfo (not an x86_64 guest?)");
 	if (parse_long_decimal(val, vlen, &v) < 0)
-		return fail(err, errlen, -EBADMSG,
-			    PHYS_BASE_KEY "=%.*s is not a decimal number",
-			    (int)(vlen > 40 ? 40 : vlen), val);
+		return err_set(err, errlen, -EBADMSG,
+			       PHYS_BASE_KEY "=%.*s is not a decimal number",
+			       (int)(vlen > 40 ? 40 : vlen), val);
 	if (k.phys_base != (uint64_t)v) {
 		uint8_t b[8];
 
 		put_le64(b, (uint64_t)v);
 		r = pwrite_full(fd, b, sizeof(b), (uint64_t)k.block_size + KSH_PHYS_BASE);
 		if (r < 0)
-			return fail(err, errlen, r, "cannot rewrite phys_base: %s",
-				    strerror(-r));
+			return err_set(err, errlen, r, "cannot rewrite phys_base: %s",
+				       strerror(-r));
 	}
 	if (ret_old)
 		*ret_old = k.phys_base;
