@@ -33,7 +33,8 @@ objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 .PHONY: all userspace protocol module guests asan unit fuzz check e2e demo clean help install bench
 all: userspace module
 
-userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol $(BUILD)/pbfakeguest
+userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol $(BUILD)/pbfakeguest \
+		$(BUILD)/pbreport
 
 # The broker channel library (protocol/), built on its own until hostd links it.
 protocol: $(call objs,obj/protocol,$(PROTO_SRCS))
@@ -74,6 +75,13 @@ $(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
 
 $(BUILD)/pbvmcore: $(call objs,obj,util.c vmcore.c vmcore_tool.c)
 	$(CC) $(CFLAGS) -o $@ $^
+
+# pbreport runs in the guest's kdump kernel (guest-tools/): static and small,
+# so that it fits a kdump initramfs as it is.
+$(BUILD)/pbreport: guest-tools/pbreport.c include/panicbroker/mailbox.h hostd/version.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Os $(WARN) -Iinclude -Ihostd -ffunction-sections -fdata-sections \
+		-static -s -Wl,--gc-sections -o $@ $<
 
 # The fake guest of tests/e2e/test_mailbox.py: plays the guest side of the mailbox.
 $(BUILD)/pbfakeguest: tests/tools/pbfakeguest.c $(call objs,obj/protocol,$(PROTO_SRCS))
@@ -155,8 +163,10 @@ DESTDIR ?=
 install: userspace
 	install -D -m 0755 $(BUILD)/panicbrokerd $(DESTDIR)$(PREFIX)/sbin/panicbrokerd
 	install -D -m 0755 $(BUILD)/pbctl $(DESTDIR)$(PREFIX)/bin/pbctl
+	install -D -m 0755 $(BUILD)/pbreport $(DESTDIR)$(PREFIX)/sbin/pbreport
 	install -D -m 0644 docs/panicbrokerd.8 $(DESTDIR)$(PREFIX)/share/man/man8/panicbrokerd.8
 	install -D -m 0644 docs/pbctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbctl.1
+	install -D -m 0644 docs/pbreport.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbreport.1
 	install -D -m 0644 systemd/panicbrokerd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/panicbrokerd.service
 	install -D -m 0644 systemd/panicbrokerd.conf $(DESTDIR)/etc/panicbroker/panicbrokerd.conf.example
 
