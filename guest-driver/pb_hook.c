@@ -19,14 +19,19 @@
 
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
+#include <linux/ptrace.h>
 #include <linux/notifier.h>
 #include <linux/panic_notifier.h>
 
 #include "panicbroker.h"
 
+/*
+ * __crash_kexec(regs): panic() passes NULL, the oops path (crash_kexec()
+ * from oops_end()) passes the registers of the faulting context.
+ */
 static int pb_hook_kprobe_pre(struct kprobe *p, struct pt_regs *regs)
 {
-	pb_tier_run(PB_FROM_KPROBE);
+	pb_tier_run(PB_FROM_KPROBE, regs_get_kernel_argument(regs, 0) != 0);
 	return 0;
 }
 
@@ -61,7 +66,7 @@ void pb_hook_kprobe_unregister(void)
 static int pb_hook_panic_notify(struct notifier_block *nb,
 				unsigned long action, void *data)
 {
-	pb_tier_run(PB_FROM_NOTIFIER);
+	pb_tier_run(PB_FROM_NOTIFIER, false);
 	return NOTIFY_DONE;
 }
 

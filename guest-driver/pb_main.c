@@ -38,6 +38,16 @@ module_param_named(require_kprobe, pb_param_require_kprobe, bool, 0444);
 MODULE_PARM_DESC(require_kprobe,
 		 "Refuse to load if __crash_kexec cannot be kprobed (default: N, use the panic notifier only)");
 
+static bool pb_param_mailbox = true;
+module_param_named(mailbox, pb_param_mailbox, bool, 0444);
+MODULE_PARM_DESC(mailbox,
+		 "Use the broker channel (an ivshmem-plain mailbox formatted by panicbrokerd) for the panic record, UNLOAD and kdump reports (default: Y)");
+
+static unsigned int pb_param_unload_wait_ms = PB_MBOX_UNLOAD_WAIT_MS;
+module_param_named(unload_wait_ms, pb_param_unload_wait_ms, uint, 0444);
+MODULE_PARM_DESC(unload_wait_ms,
+		 "At a panic, wait at most this long (ms, 0..1000) for the host to acknowledge UNLOAD before going on into kdump; the host may ask for less (default: 100)");
+
 static const char *const pb_modes[] = {
 	[PB_PVPANIC_AUTO] = "auto",
 	[PB_PVPANIC_ISA] = "isa",
@@ -86,6 +96,11 @@ static int pb_parse_params(enum pb_pvpanic_mode *mode)
 		       pb_modes[*mode]);
 		return -EINVAL;
 	}
+	if (pb_param_unload_wait_ms > PB_MBOX_UNLOAD_WAIT_MAX_MS) {
+		pr_err("unload_wait_ms=%u: at most %u\n",
+		       pb_param_unload_wait_ms, PB_MBOX_UNLOAD_WAIT_MAX_MS);
+		return -EINVAL;
+	}
 	if (pb_param_require_device && *mode == PB_PVPANIC_OFF) {
 		pr_err("require_device=1 contradicts pvpanic=off\n");
 		return -EINVAL;
@@ -106,6 +121,7 @@ static void pb_check_caps(const struct pb_pvpanic *pv)
 
 static int __init pb_init(void)
 {
+	struct pb_chan_params chan = { };
 	enum pb_pvpanic_mode mode;
 	bool have_kprobe;
 	char devdesc[64];
@@ -131,6 +147,14 @@ static int __init pb_init(void)
 	if (!ret)
 		pb_check_caps(&pb_dev);
 
+	chan.enable = pb_param_mailbox;
+	chan.unload_wait_ms = pb_param_unload_wait_ms;
+	ret = pb_chan_init(&chan);
+	if (ret) {
+		pr_err("cannot set up the broker channel: %d\n", ret);
+		goto err_release;
+	}
+
 	pb_tier_arm(&pb_dev);
 
 	ret = pb_hook_kprobe_register();
@@ -138,7 +162,7 @@ static int __init pb_init(void)
 	if (ret && pb_param_require_kprobe) {
 		pr_err("cannot kprobe %s (%d); refusing to load (require_kprobe=1)\n",
 		       PB_KPROBE_SYMBOL, ret);
-		goto err_release;
+		goto err_chan;
 	}
 	if (ret)
 		pr_warn("cannot kprobe %s (%d): using the panic notifier only; with a crash kernel loaded the host will NOT be told before kdump\n",
@@ -161,14 +185,16 @@ static int __init pb_init(void)
 		strscpy(devdesc, "no pvpanic device (nothing to signal)",
 			sizeof(devdesc));
 
-	pr_info("armed: %s; %s\n",
+	pr_info("armed: %s; %s; mailbox %s\n",
 		have_kprobe ? "kprobe " PB_KPROBE_SYMBOL " + panic notifier" :
 			      "panic notifier only",
-		devdesc);
+		devdesc, pb_param_mailbox ? "on" : "off");
 	return 0;
 
 err_kprobe:
 	pb_hook_kprobe_unregister();
+err_chan:
+	pb_chan_exit();
 err_release:
 	pb_pvpanic_release(&pb_dev);
 	return ret;
@@ -182,6 +208,7 @@ static void __exit pb_exit(void)
 	 */
 	pb_hook_notifier_unregister();
 	pb_hook_kprobe_unregister();
+	pb_chan_exit();
 	pb_pvpanic_release(&pb_dev);
 }
 
@@ -190,3 +217,4 @@ module_exit(pb_exit);
 
 MODULE_DESCRIPTION("Tell the hypervisor about a panic before kdump runs");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(PB_DRIVER_VERSION);

@@ -33,8 +33,9 @@
 
 /*
  * How long a CPU that lost the race waits for the winner before going on
- * into kdump anyway. The tier takes microseconds today; steps added later
- * that wait for the host must stay well inside this budget.
+ * into kdump anyway: the tier's own work (microseconds, plus up to a few
+ * milliseconds to copy the log) with margin, on top of the longest the
+ * winner may wait for the host's UNLOAD_ACK (pb_chan_budget_us()).
  */
 #define PB_TIER_WAIT_US		5000
 
@@ -44,9 +45,11 @@ static const struct pb_pvpanic *pb_tier_dev;
 /* What one run of the tier did, for the summary line. */
 struct pb_tier_ctx {
 	enum pb_tier_caller from;
+	bool from_oops;
 	int cpu;
 	u64 start_ns;
 	bool crash_loaded;
+	struct pb_chan_result chan;
 	u8 event;		/* the pvpanic event to write, 0 for none */
 	const char *reason;	/* why none, if event is 0 */
 };
@@ -89,42 +92,75 @@ static void pb_tier_pick_event(struct pb_tier_ctx *ctx)
 	ctx->event = want;
 }
 
-static void pb_tier_report(const struct pb_tier_ctx *ctx)
+static u32 pb_tier_elapsed_us(const struct pb_tier_ctx *ctx)
 {
-	u64 us = div_u64(ktime_get_mono_fast_ns() - ctx->start_ns,
-			 NSEC_PER_USEC);
+	return (u32)min_t(u64, div_u64(ktime_get_mono_fast_ns() - ctx->start_ns,
+				       NSEC_PER_USEC), U32_MAX - 1);
+}
 
+/* The broker channel's line: what the host got, and how fast it answered. */
+static void pb_tier_report_chan(const struct pb_chan_result *r)
+{
+	if (!r->used)
+		return;
+	if (r->record_err)
+		pr_emerg("broker channel: session %016llx: panic record not written (%d)\n",
+			 r->session, r->record_err);
+	if (r->acked)
+		pr_emerg("broker channel: session %016llx: panic record %u bytes, UNLOAD acked after %u us\n",
+			 r->session, r->record_bytes, r->wait_us);
+	else if (r->waited)
+		pr_emerg("broker channel: session %016llx: panic record %u bytes, UNLOAD not acked within %u ms\n",
+			 r->session, r->record_bytes, r->wait_limit_ms);
+	else
+		pr_emerg("broker channel: session %016llx: panic record %u bytes, UNLOAD posted; host not active, not waiting\n",
+			 r->session, r->record_bytes);
+}
+
+static void pb_tier_report(const struct pb_tier_ctx *ctx, u32 us)
+{
+	pb_tier_report_chan(&ctx->chan);
 	if (ctx->event)
-		pr_emerg("hypervisor tier: signalling %s via %s after %llu us (cpu %d, %s)\n",
+		pr_emerg("hypervisor tier: signalling %s via %s after %u us (cpu %d, %s)\n",
 			 ctx->event == PB_PVPANIC_CRASH_LOADED ?
 				"CRASH_LOADED" : "PANICKED",
 			 pb_tier_dev->name, us, ctx->cpu,
 			 pb_tier_callers[ctx->from]);
 	else
-		pr_emerg("hypervisor tier: signalling nothing (%s) after %llu us (cpu %d, %s)\n",
+		pr_emerg("hypervisor tier: signalling nothing (%s) after %u us (cpu %d, %s)\n",
 			 ctx->reason, us, ctx->cpu,
 			 pb_tier_callers[ctx->from]);
 }
 
 /*
- * The steps of the tier, in order. Steps that a later change will add go
- * before the pvpanic write, because the host acts on that write:
+ * The steps of the tier, in order; the broker channel's go before the
+ * pvpanic write, because the host acts on that write:
  *
  *   1. fill the panic record into the mailbox's panic slot;
- *   2. post UNLOAD on the broker channel and wait, bounded, for the ACK.
+ *   2. post UNLOAD on the broker channel and wait, bounded, for the ACK;
+ *   3. note in the slot how long the tier and the wait took;
+ *   4. print the summary, then write pvpanic.
  *
- * The summary line is printed before the pvpanic write, and that write is
- * the last thing the tier does: on PANICKED the host may stop the guest on
+ * The summary is printed before the pvpanic write, and that write is the
+ * last thing the tier does: on PANICKED the host may stop the guest on
  * that very instruction, and nothing after it would run.
  */
 static void pb_tier_steps(struct pb_tier_ctx *ctx)
 {
+	struct pb_chan_panic_args args;
+	u32 us;
+
 	ctx->crash_loaded = kexec_crash_loaded();
 
-	/* Mailbox steps (panic record, UNLOAD + ACK) will go here. */
+	args.cpu = ctx->cpu;
+	args.crash_loaded = ctx->crash_loaded;
+	args.from_oops = ctx->from_oops;
+	pb_chan_panic(&args, &ctx->chan);
 
 	pb_tier_pick_event(ctx);
-	pb_tier_report(ctx);
+	us = pb_tier_elapsed_us(ctx);
+	pb_chan_panic_timing(&ctx->chan, us);
+	pb_tier_report(ctx, us);
 	if (ctx->event)
 		pb_pvpanic_write(pb_tier_dev, ctx->event);
 }
@@ -136,9 +172,9 @@ static void pb_tier_steps(struct pb_tier_ctx *ctx)
  */
 static void pb_tier_wait(void)
 {
-	unsigned int us;
+	unsigned int us, limit = PB_TIER_WAIT_US + pb_chan_budget_us();
 
-	for (us = 0; us < PB_TIER_WAIT_US; us++) {
+	for (us = 0; us < limit; us++) {
 		if (atomic_read_acquire(&pb_tier_state) == PB_TIER_DONE)
 			return;
 		udelay(1);
@@ -148,17 +184,19 @@ static void pb_tier_wait(void)
 /**
  * pb_tier_run() - run the hypervisor tier, unless it has run already
  * @from: which hook called us, for the summary line
+ * @from_oops: reached from an oops that goes to kdump without panic()
  *
  * Safe to call from any context, any number of times, on any number of
  * CPUs at once. The first caller runs the tier; the others return once it
- * is done, or after PB_TIER_WAIT_US, or at once if the tier is running on
+ * is done, or after PB_TIER_WAIT_US plus the UNLOAD bound, or at once if the tier is running on
  * their own CPU (we interrupted ourselves, say from NMI, and waiting would
  * only burn the budget).
  */
-void pb_tier_run(enum pb_tier_caller from)
+void pb_tier_run(enum pb_tier_caller from, bool from_oops)
 {
 	struct pb_tier_ctx ctx = {
 		.from = from,
+		.from_oops = from_oops,
 		.cpu = raw_smp_processor_id(),
 	};
 	int owner;
