@@ -9,7 +9,6 @@
 #include "log.h"
 
 #define CFG_LINE_MAX 4096
-#define CFG_KDUMP_TIMEOUT_MAX_SEC (7 * 24 * 3600ULL)
 
 static const char *const final_action_names[] = {
 	[FINAL_ACTION_RESTART] = "restart",
@@ -74,6 +73,7 @@ struct cfg_vm_key {
 	const char *key;
 	int (*parse)(struct vm_config *vm, const char *value, char *err,
 		     size_t errlen);
+	bool needs_mailbox; /* only means something with mailbox= */
 };
 
 static int cfg_vm_qmp(struct vm_config *vm, const char *value, char *err,
@@ -104,17 +104,38 @@ static int cfg_vm_final_action(struct vm_config *vm, const char *value,
 	return 0;
 }
 
-static int cfg_vm_kdump_timeout(struct vm_config *vm, const char *value,
-				char *err, size_t errlen)
+/* Whole seconds from 1 to CFG_TIMEOUT_MAX_SEC into @ret_usec. */
+static int cfg_seconds(const char *key, const char *value, uint64_t *ret_usec,
+		       char *err, size_t errlen)
 {
 	uint64_t sec;
 
-	if (parse_u64(value, 1, CFG_KDUMP_TIMEOUT_MAX_SEC, &sec) < 0)
+	if (parse_u64(value, 1, CFG_TIMEOUT_MAX_SEC, &sec) < 0)
 		return err_set(err, errlen, -EINVAL,
-			       "kdump_timeout must be whole seconds from 1 to %llu, not '%s'",
-			       CFG_KDUMP_TIMEOUT_MAX_SEC, value);
-	vm->kdump_timeout_usec = sec * USEC_PER_SEC;
+			       "%s must be whole seconds from 1 to %llu, not '%s'",
+			       key, CFG_TIMEOUT_MAX_SEC, value);
+	*ret_usec = sec * USEC_PER_SEC;
 	return 0;
+}
+
+static int cfg_vm_kdump_timeout(struct vm_config *vm, const char *value,
+				char *err, size_t errlen)
+{
+	return cfg_seconds("kdump_timeout", value, &vm->kdump_timeout_usec, err, errlen);
+}
+
+static int cfg_vm_kdump_session_timeout(struct vm_config *vm, const char *value,
+					char *err, size_t errlen)
+{
+	return cfg_seconds("kdump_session_timeout", value,
+			   &vm->kdump_session_timeout_usec, err, errlen);
+}
+
+static int cfg_vm_kdump_progress_timeout(struct vm_config *vm, const char *value,
+					 char *err, size_t errlen)
+{
+	return cfg_seconds("kdump_progress_timeout", value,
+			   &vm->kdump_progress_timeout_usec, err, errlen);
 }
 
 static int cfg_vm_snapshot(struct vm_config *vm, const char *value, char *err,
@@ -156,24 +177,29 @@ static int cfg_vm_mailbox(struct vm_config *vm, const char *value, char *err,
 }
 
 static const struct cfg_vm_key cfg_vm_keys[] = {
-	{ "qmp", cfg_vm_qmp },
-	{ "final_action", cfg_vm_final_action },
-	{ "kdump_timeout", cfg_vm_kdump_timeout },
-	{ "snapshot", cfg_vm_snapshot },
-	{ "snapshot_format", cfg_vm_snapshot_format },
-	{ "mailbox", cfg_vm_mailbox },
+	{ "qmp", cfg_vm_qmp, false },
+	{ "final_action", cfg_vm_final_action, false },
+	{ "kdump_timeout", cfg_vm_kdump_timeout, false },
+	{ "snapshot", cfg_vm_snapshot, false },
+	{ "snapshot_format", cfg_vm_snapshot_format, false },
+	{ "mailbox", cfg_vm_mailbox, false },
+	{ "kdump_session_timeout", cfg_vm_kdump_session_timeout, true },
+	{ "kdump_progress_timeout", cfg_vm_kdump_progress_timeout, true },
 };
 
 int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 		      size_t errlen)
 {
 	_cleanup_free_ char *copy = strdup(spec);
+	const char *needs_mailbox = NULL;
 	unsigned int seen = 0;
 	struct vm_config vm = {
 		.final_action = FINAL_ACTION_RESTART,
 		.kdump_timeout_usec = CFG_DEFAULT_KDUMP_TIMEOUT_SEC * USEC_PER_SEC,
 		.snapshot = SNAPSHOT_ON_KDUMP_FAILURE,
 		.snapshot_format = CFG_DEFAULT_SNAPSHOT_FORMAT,
+		.kdump_session_timeout_usec = CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC * USEC_PER_SEC,
+		.kdump_progress_timeout_usec = CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC * USEC_PER_SEC,
 	};
 	char *save = NULL, *tok, *name;
 
@@ -202,12 +228,14 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 				break;
 		if (i == ARRAY_SIZE(cfg_vm_keys))
 			return err_set(err, errlen, -EINVAL,
-				       "VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format, mailbox)",
+				       "VM %s: unknown key '%s' (known: qmp, final_action, kdump_timeout, snapshot, snapshot_format, mailbox, kdump_session_timeout, kdump_progress_timeout)",
 				       vm.name, tok);
 		if (seen & (1u << i))
 			return err_set(err, errlen, -EINVAL, "VM %s: key '%s' given twice",
 				       vm.name, tok);
 		seen |= 1u << i;
+		if (cfg_vm_keys[i].needs_mailbox && !needs_mailbox)
+			needs_mailbox = cfg_vm_keys[i].key;
 		r = cfg_vm_keys[i].parse(&vm, eq + 1, err, errlen);
 		if (r < 0) {
 			char reason[CFG_ERR_MAX];
@@ -219,6 +247,10 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 	}
 	if (!(seen & 1u))
 		return err_set(err, errlen, -EINVAL, "VM %s: qmp=PATH is required", vm.name);
+	if (needs_mailbox && !vm.mailbox_path[0])
+		return err_set(err, errlen, -EINVAL,
+			       "VM %s: %s times the kdump kernel's broker channel session, so it needs mailbox=PATH",
+			       vm.name, needs_mailbox);
 	*ret = vm;
 	return 0;
 }

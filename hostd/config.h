@@ -21,6 +21,10 @@
 #define CFG_ERR_MAX 256
 #define CFG_QMP_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define CFG_DEFAULT_KDUMP_TIMEOUT_SEC 600
+/* With mailbox=: the kdump kernel's broker channel session (docs/record.md). */
+#define CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC 120
+#define CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC 300
+#define CFG_TIMEOUT_MAX_SEC (7 * 24 * 3600ULL)
 
 enum final_action {
 	FINAL_ACTION_RESTART,
@@ -47,6 +51,10 @@ struct vm_config {
 	enum snapshot_policy snapshot;
 	char snapshot_format[CFG_FORMAT_MAX];
 	char mailbox_path[CFG_PATH_MAX + 1]; /* "": no mailbox */
+	/* mailbox= only: from the kdump entry until the kdump session opens,
+	 * and the longest silence of a running kdump session. */
+	uint64_t kdump_session_timeout_usec;
+	uint64_t kdump_progress_timeout_usec;
 };
 
 struct config {

@@ -50,9 +50,16 @@ static void daemon_usage(FILE *f)
 		"  snapshot_format=FMT    kdump-zlib (default), kdump-lzo, kdump-snappy or elf\n"
 		"  mailbox=PATH           the broker channel: backing file of the VM's\n"
 		"                         ivshmem-plain device (created 1 MiB if missing)\n"
+		"  kdump_session_timeout=SEC\n"
+		"                         with mailbox=: how long the kdump kernel has to\n"
+		"                         open its session after GUEST_CRASHLOADED (default %d)\n"
+		"  kdump_progress_timeout=SEC\n"
+		"                         with mailbox=: the longest silence of a running\n"
+		"                         kdump session (default %d)\n"
 		"\n"
 		"See panicbrokerd(8).\n",
-		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_KDUMP_TIMEOUT_SEC);
+		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
+		CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC, CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC);
 }
 
 enum { OPT_VERSION = 0x100 };
@@ -141,6 +148,15 @@ static void daemon_print_config(const struct config *cfg)
 		       snapshot_policy_to_string(v->snapshot), v->snapshot_format);
 		if (v->mailbox_path[0])
 			printf(",mailbox=%s", v->mailbox_path);
+		/* Shown when set: the line of a VM with defaults stays as it was. */
+		if (v->kdump_session_timeout_usec !=
+		    CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC * USEC_PER_SEC)
+			printf(",kdump_session_timeout=%llu",
+			       (unsigned long long)(v->kdump_session_timeout_usec / USEC_PER_SEC));
+		if (v->kdump_progress_timeout_usec !=
+		    CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC * USEC_PER_SEC)
+			printf(",kdump_progress_timeout=%llu",
+			       (unsigned long long)(v->kdump_progress_timeout_usec / USEC_PER_SEC));
 		printf("\n");
 	}
 	printf("configuration OK\n");
