@@ -137,8 +137,10 @@ static int send_report(const char *device, const char *cmd)
 	int fd, tries = 0;
 	ssize_t n;
 
+	/* O_APPEND: the module ignores it; a regular file as --device (for
+	 * tests, or to see what would be sent) collects the reports in order */
 	do
-		fd = open(device, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		fd = open(device, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
 		int e = errno;

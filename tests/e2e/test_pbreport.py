@@ -85,6 +85,14 @@ def test_wire_bytes(dev, args, wire):
     assert len(wire) <= 160
 
 
+def test_reports_append_to_a_regular_file(dev):
+    dev.write_bytes(b"")
+    for args in (["kdump", "start"], ["kdump", "progress", "50"],
+                 ["kdump", "done", "--bytes", "9"]):
+        assert run("--device", str(dev), *args).returncode == 0
+    assert dev.read_bytes() == b"kdump start\nkdump progress 50\nkdump done 9\n"
+
+
 def test_device_option_forms_and_env(tmp_path, dev):
     other = tmp_path / "other"
     other.write_bytes(b"")
@@ -102,6 +110,7 @@ def test_device_option_forms_and_env(tmp_path, dev):
     assert run("--device", str(other), "kdump", "start", device_env=str(dev)).returncode == 0
     assert dev.read_bytes() == b"" and other.read_bytes() == b"kdump start\n"
     # "--" ends the options
+    other.write_bytes(b"")
     assert run("--device", str(other), "--", "kdump", "done").returncode == 0
     assert other.read_bytes() == b"kdump done 0\n"
 
