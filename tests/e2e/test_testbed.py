@@ -110,3 +110,44 @@ def test_switches_distro_pvpanic_only(kdir, tmp_path):
             g.command("panic")
             q.wait_event("GUEST_PANICKED", 60)
         g.wait_exit(30)
+
+
+def test_mailbox_device_and_pbreport(kdir, tmp_path):
+    """Guest(mailbox=PATH): the ivshmem-plain device (1af4:1110) is there and
+    its BAR 2 is the file, both ways, whether the file existed first (as when
+    the daemon made it) or QEMU created it. /bin/pbreport runs in the guest;
+    a normal kernel has no /dev/panicbroker. pbtest.module=0: nothing claims
+    the device, so busybox devmem may map the BAR."""
+    # QEMU creates a missing file, of the given size
+    created = tmp_path / "created.mbox"
+    with Guest(kdir, tmp_path / "q", mailbox=created, cmdline=["pbtest.module=0"]) as g:
+        assert "ivshmem-plain,memdev=pbmb" in g.argv
+        g.start()
+        with g.qmp() as q:        # QMP answers once the machine is built
+            q.execute("query-status")
+        assert created.stat().st_size == 1 << 20
+
+    # a file that exists first is mapped as it is, shared
+    mbox = tmp_path / "mail,box"      # a comma must reach QEMU doubled
+    with open(mbox, "wb") as f:
+        f.write((0x5042_4d42).to_bytes(4, "little"))
+        f.truncate(1 << 20)
+    with Guest(kdir, tmp_path / "g", mailbox=mbox, cmdline=["pbtest.module=0", "pbtest.kdump=0"]) as g:
+        g.start()
+        g.wait_ready(90)
+        mark = g.console_offset()
+        g.command("sh d=$(grep -l 0x1110 /sys/bus/pci/devices/*/device) && d=${d%/device} && "
+                  "echo pci $(cat $d/vendor):$(cat $d/device) && "
+                  "a=$(sed -n 3p $d/resource | cut -d' ' -f1) && "
+                  "echo bar2 $(devmem $a 32) && devmem $((a + 8)) 32 0xcafef00d && "
+                  "/bin/pbreport --version && /bin/pbreport kdump start; echo pbreport rc=$?")
+        m = g.wait_console(r"^PBTEST: sh rc=\d+$", 30, start=mark)
+        out = g.console_text()[mark:m.end()]
+        assert re.search(r"^pci 0x1af4:0x1110$", out, re.M), out
+        assert re.search(r"^bar2 0x50424D42$", out, re.M | re.I), out
+        assert re.search(r"^pbreport \S+$", out, re.M), out
+        assert re.search(r"^pbreport: no /dev/panicbroker: ", out, re.M), out
+        assert re.search(r"^pbreport rc=1$", out, re.M), out
+        with open(mbox, "rb") as f:
+            f.seek(8)
+            assert int.from_bytes(f.read(4), "little") == 0xcafef00d

@@ -134,7 +134,8 @@ class Guest:
                  pvpanic: str | None = "isa", smp: int = 2, memory_mib: int = 1024,
                  cmdline: Iterable[str] = (), accel: str | None = None,
                  extra_args: Iterable[str] = (), crashkernel: str = "192M",
-                 qemu: str | None = None):
+                 qemu: str | None = None, mailbox: str | os.PathLike | None = None,
+                 mailbox_size: str = "1M"):
         self.kdir = Path(kdir).resolve()
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,11 @@ class Guest:
         self.extra_args = list(extra_args)
         self.crashkernel = crashkernel
         self.qemu = qemu or os.environ.get("PB_QEMU", "qemu-system-x86_64")
+        # The broker channel's mailbox (protocol/SPEC.md): an ivshmem-plain
+        # device backed by this file. QEMU creates the file when it does not
+        # exist; a daemon may have created and formatted it first.
+        self.mailbox = Path(mailbox).absolute() if mailbox is not None else None
+        self.mailbox_size = mailbox_size
 
         self.serial_path = self.workdir / "serial.sock"
         self.qmp_path = self.workdir / "qmp.sock"            # for the daemon under test
@@ -208,6 +214,12 @@ class Guest:
         elif self.pvpanic == "pci":
             argv += ["-device", "pvpanic-pci"]
         argv += ["-device", "vmcoreinfo", "-pidfile", str(self.pidfile)]
+        if self.mailbox is not None:
+            # a comma in a QEMU option value is written as two
+            path = str(self.mailbox).replace(",", ",,")
+            argv += ["-object", f"memory-backend-file,id=pbmb,mem-path={path},"
+                                f"size={self.mailbox_size},share=on",
+                     "-device", "ivshmem-plain,memdev=pbmb"]
         argv += self.extra_args
         return argv
 
