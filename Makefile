@@ -141,8 +141,8 @@ module:
 		     "(make module KDIR=/usr/src/linux-headers-<version>, or make guests)"; \
 	fi
 
-guests:
-	tests/guest/build-guests.sh --out $(BUILD)/guest
+guests: $(BUILD)/pbreport
+	tests/guest/build-guests.sh --out $(BUILD)/guest --pbreport $(BUILD)/pbreport
 
 e2e: userspace asan guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests/e2e

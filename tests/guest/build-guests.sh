@@ -3,17 +3,23 @@
 # newest installed Debian kernel of that series, an initramfs that loads
 # panicbroker.ko and a crash kernel, and the kdump initramfs.
 #
-#   tests/guest/build-guests.sh [--out DIR] [--src DIR] [--no-module] [SERIES...]
+#   tests/guest/build-guests.sh [--out DIR] [--src DIR] [--no-module]
+#                               [--pbreport FILE] [SERIES...]
 #
 #   --out DIR     output directory (default: build/guest under the repo top)
 #   --src DIR     directory holding guest-driver/ and include/ as siblings
 #                 (default: the repo top; env PB_DRIVER_SRC also sets it)
 #   --no-module   build guests without panicbroker.ko (the guest then reports
 #                 "module load failed: panicbroker.ko not in initramfs")
+#   --pbreport FILE  the static pbreport to put into both initramfs images as
+#                 /bin/pbreport (default: build/pbreport under the repo top,
+#                 brought up to date with `make build/pbreport` first; env
+#                 PB_PBREPORT also sets it, and is then used as it is)
 #   SERIES        kernel series such as 6.1 or 6.12 (default: 6.1 6.12)
 #
 # Output, per kernel release KVER (see tests/guest/README.md):
 #   DIR/KVER/{vmlinuz,initrd.img,kdump.img,panicbroker.ko,pbtest_oops.ko,kver}
+#   (initrd.img and kdump.img hold pbreport as /bin/pbreport)
 #   DIR/KVER/src/        copies of the module sources, built there
 #   DIR/SERIES -> KVER   symlink
 # Only what changed is rebuilt; one line is printed per artifact.
@@ -24,6 +30,7 @@ top=$(cd "$here/../.." && pwd)
 out=$top/build/guest
 src_top=${PB_DRIVER_SRC:-$top}
 with_module=1
+pbreport=${PB_PBREPORT:-}
 series=()
 
 die() {
@@ -41,6 +48,8 @@ while (($#)); do
 	--src) (($# >= 2)) || die "--src needs a directory"; src_top=$2; shift 2 ;;
 	--src=*) src_top=${1#*=}; shift ;;
 	--no-module) with_module=0; shift ;;
+	--pbreport) (($# >= 2)) || die "--pbreport needs a file"; pbreport=$2; shift 2 ;;
+	--pbreport=*) pbreport=${1#*=}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) series+=("$1"); shift ;;
@@ -59,6 +68,19 @@ fi
 kexec=$(command -v kexec || true)
 [[ -z $kexec && -x /usr/sbin/kexec ]] && kexec=/usr/sbin/kexec
 [[ -x $kexec ]] || die "kexec not found: run scripts/install-deps.sh (kexec-tools)"
+
+# pbreport, static: the guests' inits run it as /bin/pbreport
+if [[ -z $pbreport ]]; then
+	pbreport=$top/build/pbreport
+	make -C "$top" --no-print-directory -s build/pbreport >&2 ||
+		die "building $pbreport failed (make build/pbreport in $top)"
+fi
+[[ -f $pbreport && -x $pbreport ]] ||
+	die "$pbreport does not exist or is not executable (make build/pbreport, or --pbreport FILE)"
+if ldd "$pbreport" >/dev/null 2>&1; then
+	die "$pbreport is dynamically linked; the guests need the static one (make build/pbreport)"
+fi
+pbreport=$(readlink -f "$pbreport")
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -178,6 +200,7 @@ stage_base() {
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,boot,lib/panicbroker,lib/pbtest}
 	cp "$busybox" "$stage/bin/busybox"
 	ln -s busybox "$stage/bin/sh"
+	install -m 0755 "$pbreport" "$stage/bin/pbreport"
 	install -m 0755 "$2" "$stage/init"
 	# the kernel opens /dev/console for init before devtmpfs is mounted
 	mknod -m 0600 "$stage/dev/console" c 5 1 2>/dev/null || true
@@ -275,7 +298,7 @@ build_kernel() {
 			die "$src_top has no guest-driver/ and include/ (use --src DIR or --no-module)"
 		[[ -f $src_top/guest-driver/Makefile ]] ||
 			die "$src_top/guest-driver/Makefile does not exist yet (use --src DIR with a driver, or --no-module)"
-		build_module "$kout" "$kver" "$hdr" panicbroker panicbroker.ko "$src_top" guest-driver include
+		build_module "$kout" "$kver" "$hdr" panicbroker panicbroker.ko "$src_top" guest-driver include protocol
 	else
 		rm -f "$kout/panicbroker.ko" "$kout/src/.stamp-panicbroker"
 		report "skipped" "$kout/panicbroker.ko (--no-module)"
@@ -306,7 +329,8 @@ build_kernel() {
 	[[ -f $kout/panicbroker.ko ]] && pb_ko=("$kout/panicbroker.ko")
 
 	# crash kernel initramfs
-	if uptodate "$kout/kdump.img" "$here/kdump-init" "${BASH_SOURCE[0]}" "$busybox" "${pb_ko[@]}" &&
+	if uptodate "$kout/kdump.img" "$here/kdump-init" "${BASH_SOURCE[0]}" "$busybox" "$pbreport" \
+		"${pb_ko[@]}" &&
 		[[ ${#pb_ko[@]} -gt 0 || ! -e $kout/.kdump-has-module ]]; then
 		report "unchanged" "$kout/kdump.img"
 	else
@@ -325,7 +349,7 @@ build_kernel() {
 	# normal initramfs
 	local kexec_libs
 	mapfile -t kexec_libs < <(ldd "$kexec" | grep -oE '/[^ ]+' | while read -r f; do [[ -e $f ]] && readlink -f "$f"; done)
-	if uptodate "$kout/initrd.img" "$here/init" "${BASH_SOURCE[0]}" "$busybox" "$kexec" \
+	if uptodate "$kout/initrd.img" "$here/init" "${BASH_SOURCE[0]}" "$busybox" "$pbreport" "$kexec" \
 		"${kexec_libs[@]}" "${mods[@]}" "$kout/vmlinuz" "$kout/kdump.img" \
 		"$kout/pbtest_oops.ko" "${pb_ko[@]}" &&
 		[[ ${#pb_ko[@]} -gt 0 || ! -e $kout/.initrd-has-module ]]; then
