@@ -99,7 +99,7 @@ struct pb_chan_result {
 	void *slot;			/* its panic slot */
 	u64 session;
 	int record_err;			/* pb_mbox_panic_write() */
-	u32 record_bytes;		/* message + log put in the slot */
+	u32 record_bytes;		/* the slot's payload */
 	bool waited;			/* the host was active: we waited */
 	bool acked;
 	u32 wait_us;			/* UNLOAD to ACK, or the time waited */

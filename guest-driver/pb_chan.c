@@ -68,6 +68,7 @@ static struct {
 	unsigned long opened;		/* jiffies at HELLO */
 	bool accepted;			/* HELLO_ACK read */
 	bool broken;			/* a ring error: session not usable */
+	bool hello_crash_loaded;	/* what HELLO said */
 	u32 host_wait_ms;		/* HELLO_ACK's suggestion, 0 if none */
 	u8 rx[PB_MBOX_RING_PAYLOAD_MAX];
 } pb_chan;
@@ -263,6 +264,7 @@ static int pb_chan_open(struct pb_chan_dev *d, const char **why)
 	pb_mbox_ring_reset(&pb_chan.h2g);
 
 	pb_chan_hello_info(&hi);
+	pb_chan.hello_crash_loaded = hi.flags & PB_MBOX_HELLO_CRASH_LOADED;
 	len = pb_mbox_hello_encode(&hi, &hello);
 	if (len < 0) {
 		*why = "HELLO does not encode";
@@ -365,6 +367,14 @@ static void pb_chan_try_open(void)
 	}
 }
 
+/* Drop the session and open a new one, on whichever mailbox is usable. */
+static void pb_chan_reopen(void)
+{
+	pb_chan_unpublish();
+	pb_chan.dev = NULL;
+	pb_chan_try_open();
+}
+
 /* Lock held. Returns the delay until the next look. */
 static unsigned long pb_chan_step(void)
 {
@@ -375,10 +385,16 @@ static unsigned long pb_chan_step(void)
 	}
 	if (pb_chan_host_changed()) {
 		pr_info("mailbox: the host reformatted the mailbox (daemon restarted?); opening a new session\n");
-		pb_chan_unpublish();
-		pb_chan.dev = NULL;
-		pb_chan_try_open();
+		pb_chan_reopen();
 		return pb_chan.dev ? PB_CHAN_ACK_POLL : PB_CHAN_FORMAT_POLL;
+	}
+	if (pb_chan.accepted && !pb_chan.kdump &&
+	    kexec_crash_loaded() != pb_chan.hello_crash_loaded) {
+		/* HELLO said otherwise: tell the host with a new one. */
+		pr_info("mailbox: crash kernel %s; opening a new session to say so\n",
+			pb_chan.hello_crash_loaded ? "unloaded" : "loaded");
+		pb_chan_reopen();
+		return PB_CHAN_ACK_POLL;
 	}
 	if (pb_chan.accepted || pb_chan.broken)
 		return PB_CHAN_GEN_POLL;

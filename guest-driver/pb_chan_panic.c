@@ -156,6 +156,7 @@ void pb_chan_panic(const struct pb_chan_panic_args *a,
 	size_t log_len = 0;
 	const char *msg;
 	u32 msg_len;
+	int ret;
 
 	memset(res, 0, sizeof(*res));
 	if (!v || !pb_chan_logbuf || v->gi.role != PB_MBOX_ROLE_NORMAL)
@@ -176,12 +177,12 @@ void pb_chan_panic(const struct pb_chan_panic_args *a,
 		info.flags |= PB_MBOX_PANIC_CRASH_LOADED;
 	if (a->from_oops)
 		info.flags |= PB_MBOX_PANIC_FROM_OOPS;
-	res->record_err = pb_mbox_panic_write(v->slot, v->slot_size,
-					      res->session, 1, &info, msg,
-					      msg_len, pb_chan_logbuf, log_len);
-	if (!res->record_err)
-		res->record_bytes = min_t(u32, msg_len, PB_MBOX_PANIC_MSG_MAX) +
-			min_t(u32, log_len, PB_MBOX_PANIC_LOG_MAX);
+	ret = pb_mbox_panic_write(v->slot, v->slot_size, res->session, 1,
+				  &info, msg, msg_len, pb_chan_logbuf, log_len);
+	if (ret < 0)
+		res->record_err = ret;
+	else
+		res->record_bytes = ret;
 
 	/* UNLOAD: our private copy, whole, with the next seq. */
 	gi = v->gi;
