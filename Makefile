@@ -30,7 +30,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all userspace protocol module guests asan unit fuzz check e2e demo clean help install bench
+.PHONY: all userspace protocol module guests asan unit fuzz check e2e demo clean help install bench bench-unload
 all: userspace module
 
 userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol $(BUILD)/pbfakeguest \
@@ -176,3 +176,10 @@ install: userspace
 bench: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
 		$(PYTHON) tests/bench/snapshot-bench.py $(BENCH_ARGS)
+
+# Hypervisor-tier benchmark: the tier's duration and the UNLOAD round trip,
+# median of several panics, beside pvpanic alone and a dead daemon
+# (tests/bench/README.md). Options in BENCH_ARGS, e.g. BENCH_ARGS="--panics 3".
+bench-unload: userspace guests
+	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
+		$(PYTHON) tests/bench/unload-bench.py $(BENCH_ARGS)

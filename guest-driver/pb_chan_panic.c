@@ -109,16 +109,18 @@ static u64 pb_chan_taint(void)
 }
 
 /*
- * Wait for UNLOAD_ACK, at most @ms: bounded both by the clock and by the
- * number of steps, in case the clock does not move. Returns the time
- * waited in microseconds.
+ * Wait for UNLOAD_ACK, at most @ms by the clock. The step count is only a
+ * backstop for a clock that does not move: udelay() is calibrated loosely
+ * in some virtual machines (under TCG it runs many times too fast), so it
+ * allows ten times the nominal number of steps. Returns the time waited in
+ * microseconds.
  */
 static u32 pb_chan_wait_ack(const void *base, u64 session, u32 seq, u32 ms,
 			    bool *acked)
 {
 	u64 start = ktime_get_mono_fast_ns();
 	u64 limit_ns = (u64)ms * NSEC_PER_MSEC;
-	u32 steps = ms * (USEC_PER_MSEC / PB_CHAN_ACK_STEP_US);
+	u64 steps = (u64)ms * (USEC_PER_MSEC / PB_CHAN_ACK_STEP_US) * 10;
 	u64 waited;
 
 	*acked = false;

@@ -172,10 +172,14 @@ static void pb_tier_steps(struct pb_tier_ctx *ctx)
  */
 static void pb_tier_wait(void)
 {
-	unsigned int us, limit = PB_TIER_WAIT_US + pb_chan_budget_us();
+	u64 limit_ns = (u64)(PB_TIER_WAIT_US + pb_chan_budget_us()) *
+		       NSEC_PER_USEC;
+	u64 start = ktime_get_mono_fast_ns();
+	/* A backstop for a stuck clock; udelay() may run fast in a VM. */
+	u64 steps = div_u64(limit_ns, NSEC_PER_USEC) * 10;
 
-	for (us = 0; us < limit; us++) {
-		if (atomic_read_acquire(&pb_tier_state) == PB_TIER_DONE)
+	while (atomic_read_acquire(&pb_tier_state) != PB_TIER_DONE) {
+		if (ktime_get_mono_fast_ns() - start >= limit_ns || !steps--)
 			return;
 		udelay(1);
 	}
@@ -188,9 +192,9 @@ static void pb_tier_wait(void)
  *
  * Safe to call from any context, any number of times, on any number of
  * CPUs at once. The first caller runs the tier; the others return once it
- * is done, or after PB_TIER_WAIT_US plus the UNLOAD bound, or at once if the tier is running on
- * their own CPU (we interrupted ourselves, say from NMI, and waiting would
- * only burn the budget).
+ * is done, or after PB_TIER_WAIT_US plus the UNLOAD bound, or at once if
+ * the tier is running on their own CPU (we interrupted ourselves, say from
+ * NMI, and waiting would only burn the budget).
  */
 void pb_tier_run(enum pb_tier_caller from, bool from_oops)
 {
