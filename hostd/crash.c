@@ -178,6 +178,71 @@ static const char *crash_get_string(json_object *rec, const char *key)
 	return json_object_get_string(v);
 }
 
+static json_object *crash_hex64(uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+	return json_object_new_string(buf);
+}
+
+/* "0x..." as crash_hex64() writes it; 0 when absent or anything else. */
+static uint64_t crash_get_hex64(json_object *obj, const char *key)
+{
+	const char *s = obj ? crash_get_string(obj, key) : NULL;
+	unsigned long long v;
+	char *end;
+
+	if (!s || strncmp(s, "0x", 2) != 0 || !s[2] || strlen(s) > 18)
+		return 0;
+	errno = 0;
+	v = strtoull(s + 2, &end, 16);
+	if (errno || *end)
+		return 0;
+	return v;
+}
+
+static uint64_t crash_get_time(json_object *obj, const char *key)
+{
+	const char *s = obj ? crash_get_string(obj, key) : NULL;
+	uint64_t usec;
+
+	if (!s || ts_parse_rfc3339(s, &usec) < 0)
+		return 0;
+	return usec;
+}
+
+static json_object *crash_sub(json_object *rec, const char *key)
+{
+	json_object *o;
+
+	if (json_object_object_get_ex(rec, key, &o) &&
+	    json_object_is_type(o, json_type_object))
+		return o;
+	return NULL;
+}
+
+/* The broker channel's part of a resumed crash; what is unreadable is unset. */
+static void crash_load_kdump(struct crash *c)
+{
+	json_object *kd = crash_sub(c->rec, "kdump");
+	const char *ks = kd ? crash_get_string(kd, "state") : NULL;
+	int k;
+
+	c->crashed_session = crash_get_hex64(kd, "crashed_session");
+	c->kdump_ks = CRASH_KS_NONE;
+	if (ks) {
+		for (k = CRASH_KS_RUNNING; k < CRASH_KS_MAX; k++)
+			if (strcmp(ks, crash_ks_to_string((enum crash_ks)k)) == 0)
+				c->kdump_ks = (enum crash_ks)k;
+	}
+	c->kdump_session = crash_get_hex64(kd, "session");
+	if (c->kdump_ks == CRASH_KS_NONE)
+		c->kdump_watch_usec = crash_get_time(kd, "session_deadline");
+	else if (c->kdump_ks == CRASH_KS_RUNNING)
+		c->kdump_watch_usec = crash_get_time(kd, "progress_deadline");
+}
+
 int crash_load(struct spool *s, const char *id, json_object *rec,
 	       struct crash **ret, char *err, size_t errlen)
 {
@@ -215,6 +280,7 @@ int crash_load(struct spool *s, const char *id, json_object *rec,
 	if (deadline && ts_parse_rfc3339(deadline, &c->kdump_deadline_usec) < 0)
 		c->kdump_deadline_usec = 0;
 	c->rec = json_object_get(rec);
+	crash_load_kdump(c);
 	*ret = c;
 	return 0;
 }
@@ -294,4 +360,286 @@ void crash_set_final_result(struct crash *c, const char *outcome,
 int crash_save(struct crash *c)
 {
 	return spool_write_record(c->dirfd, c->rec);
+}
+
+/* ---- the kdump kernel's broker channel session ---- */
+
+#define CRASH_UNLINKED_KEPT 8
+#define CRASH_KDUMP_SESSION_NOTES 4
+
+static const char *const crash_ks_names[CRASH_KS_MAX] = {
+	[CRASH_KS_NONE] = NULL,
+	[CRASH_KS_RUNNING] = "running",
+	[CRASH_KS_DONE] = "done",
+	[CRASH_KS_FAILED] = "failed",
+	[CRASH_KS_HUNG] = "hung",
+};
+
+const char *crash_ks_to_string(enum crash_ks ks)
+{
+	return ks < CRASH_KS_MAX ? crash_ks_names[ks] : NULL;
+}
+
+static json_object *crash_obj(json_object *parent, const char *key)
+{
+	json_object *o = crash_sub(parent, key);
+
+	if (o)
+		return o;
+	o = json_object_new_object();
+	json_object_object_add(parent, key, o);
+	return o;
+}
+
+/* The kdump object, with kdump.state present (null before the session). */
+static json_object *crash_kdump_obj(struct crash *c)
+{
+	json_object *kd = crash_obj(c->rec, "kdump");
+
+	if (!json_object_object_get_ex(kd, "state", NULL))
+		json_object_object_add(kd, "state", NULL);
+	return kd;
+}
+
+static void crash_set_ks(struct crash *c, json_object *kd, enum crash_ks ks)
+{
+	const char *name = crash_ks_to_string(ks);
+
+	c->kdump_ks = ks;
+	json_object_object_add(kd, "state", name ? json_object_new_string(name) : NULL);
+}
+
+void crash_set_crashed_session(struct crash *c, uint64_t id, const char *from)
+{
+	json_object *kd = crash_kdump_obj(c);
+
+	c->crashed_session = id;
+	json_object_object_add(kd, "crashed_session", crash_hex64(id));
+	json_object_object_add(kd, "crashed_session_from", json_object_new_string(from));
+	crash_touch(c);
+}
+
+enum crash_link crash_kdump_link(const struct crash *c, uint64_t prev,
+				 const uint64_t *closed, size_t n_closed,
+				 char *why, size_t whylen)
+{
+	char what[160];
+
+	if (prev && prev == c->crashed_session) {
+		snprintf(why, whylen, "prev_session %016llx is the crashed session",
+			 (unsigned long long)prev);
+		return CRASH_LINK_LINKED;
+	}
+	for (size_t i = 0; prev && i < n_closed; i++) {
+		if (closed[i] == prev) {
+			snprintf(why, whylen,
+				 "prev_session %016llx is the crashed session of a crash already closed",
+				 (unsigned long long)prev);
+			return CRASH_LINK_REFUSED;
+		}
+	}
+	if (!prev)
+		snprintf(what, sizeof(what),
+			 "prev_session 0: the kdump kernel found no crashed session (the mailbox was reformatted since the crash)");
+	else if (!c->crashed_session)
+		snprintf(what, sizeof(what),
+			 "prev_session %016llx, and the crashed session is unknown",
+			 (unsigned long long)prev);
+	else
+		snprintf(what, sizeof(what),
+			 "prev_session %016llx is not the crashed session %016llx",
+			 (unsigned long long)prev, (unsigned long long)c->crashed_session);
+	if (!c->kdump_loaded) {
+		snprintf(why, whylen, "%s, and this crash was entered without a crash kernel loaded",
+			 what);
+		return CRASH_LINK_REFUSED;
+	}
+	snprintf(why, whylen, "%s", what);
+	return CRASH_LINK_UNLINKED;
+}
+
+/* kdump.unlinked_sessions: at most CRASH_UNLINKED_KEPT, then counted. */
+static void crash_kdump_unlinked(json_object *kd, uint64_t session, uint64_t prev,
+				 bool taken, const char *why, uint64_t now_usec)
+{
+	json_object *list, *e;
+
+	if (!json_object_object_get_ex(kd, "unlinked_sessions", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		list = json_object_new_array();
+		json_object_object_add(kd, "unlinked_sessions", list);
+	}
+	if (json_object_array_length(list) >= CRASH_UNLINKED_KEPT) {
+		json_object *d;
+		int64_t n = json_object_object_get_ex(kd, "unlinked_sessions_dropped", &d) ?
+				    json_object_get_int64(d) : 0;
+
+		json_object_object_add(kd, "unlinked_sessions_dropped",
+				       json_object_new_int64(n + 1));
+		return;
+	}
+	e = json_object_new_object();
+	json_object_object_add(e, "session", crash_hex64(session));
+	json_object_object_add(e, "prev_session", crash_hex64(prev));
+	json_object_object_add(e, "at", crash_timestamp(now_usec));
+	json_object_object_add(e, "taken", json_object_new_boolean(taken));
+	json_object_object_add(e, "why", json_object_new_string(why));
+	json_object_array_add(list, e);
+}
+
+void crash_kdump_session(struct crash *c, uint64_t session, uint64_t prev,
+			 enum crash_link link, const char *why, uint64_t now_usec)
+{
+	json_object *kd = crash_kdump_obj(c), *v;
+	int64_t n = json_object_object_get_ex(kd, "sessions", &v) ? json_object_get_int64(v) : 0;
+	/* A guest reopening its session over and over must not fill the history. */
+	bool note = n < CRASH_KDUMP_SESSION_NOTES;
+
+	json_object_object_add(kd, "sessions", json_object_new_int64(n + 1));
+	crash_touch(c);
+	if (link == CRASH_LINK_REFUSED) {
+		crash_kdump_unlinked(kd, session, prev, false, why, now_usec);
+		if (note)
+			crash_note(c, "kdump session %016llx refused: %s; its reports are not this crash's",
+				   (unsigned long long)session, why);
+		return;
+	}
+	c->kdump_session = session;
+	json_object_object_add(kd, "session", crash_hex64(session));
+	json_object_object_add(kd, "prev_session", crash_hex64(prev));
+	json_object_object_add(kd, "linked", json_object_new_boolean(link == CRASH_LINK_LINKED));
+	json_object_object_add(kd, "session_at", crash_timestamp(now_usec));
+	json_object_object_add(kd, "session_deadline", NULL);
+	if (c->kdump_ks == CRASH_KS_NONE) {
+		crash_set_ks(c, kd, CRASH_KS_RUNNING);
+		c->kdump_watch_usec = 0;
+	}
+	if (link == CRASH_LINK_UNLINKED)
+		crash_kdump_unlinked(kd, session, prev, true, why, now_usec);
+	if (!note)
+		return;
+	if (link == CRASH_LINK_LINKED)
+		crash_note(c, "kdump session %016llx opened: %s", (unsigned long long)session, why);
+	else
+		crash_note(c, "kdump session %016llx opened, unlinked: %s; taken as this crash's (the VM's only open crash, entered with a crash kernel loaded)",
+			   (unsigned long long)session, why);
+}
+
+static const char *crash_report_name(enum crash_report_state st)
+{
+	switch (st) {
+	case CRASH_REPORT_START:
+		return "start";
+	case CRASH_REPORT_PROGRESS:
+		return "progress";
+	case CRASH_REPORT_DONE:
+		return "done";
+	default:
+		return "failed";
+	}
+}
+
+void crash_kdump_report(struct crash *c, const struct crash_kdump_report *r)
+{
+	json_object *kd = crash_kdump_obj(c), *list, *e;
+	bool open = c->kdump_ks == CRASH_KS_NONE || c->kdump_ks == CRASH_KS_RUNNING;
+
+	if (!json_object_object_get_ex(kd, "reports", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		list = json_object_new_array();
+		json_object_object_add(kd, "reports", list);
+	}
+	e = json_object_new_object();
+	json_object_object_add(e, "at", crash_timestamp(r->at_usec));
+	json_object_object_add(e, "state", json_object_new_string(crash_report_name(r->state)));
+	json_object_object_add(e, "percent", json_object_new_int64(r->percent));
+	if (r->state == CRASH_REPORT_DONE)
+		json_object_object_add(e, "bytes", json_object_new_uint64(r->bytes));
+	if (r->state == CRASH_REPORT_FAILED)
+		json_object_object_add(e, "reason", json_object_new_string(r->reason ? r->reason : ""));
+	json_object_object_add(e, "session", crash_hex64(r->session));
+	json_object_object_add(e, "prev_session", crash_hex64(r->prev_session));
+	json_object_array_add(list, e);
+	json_object_object_add(kd, "last_report_at", crash_timestamp(r->at_usec));
+	crash_touch(c);
+	if (!open)
+		return; /* done, failed and hung are final; the report is kept */
+
+	switch (r->state) {
+	case CRASH_REPORT_START:
+		if (!json_object_object_get_ex(kd, "started_at", NULL))
+			json_object_object_add(kd, "started_at", crash_timestamp(r->at_usec));
+		/* fall through */
+	case CRASH_REPORT_PROGRESS:
+		crash_set_ks(c, kd, CRASH_KS_RUNNING);
+		return;
+	case CRASH_REPORT_DONE:
+		crash_set_ks(c, kd, CRASH_KS_DONE);
+		json_object_object_add(kd, "bytes", json_object_new_uint64(r->bytes));
+		json_object_object_add(kd, "finished_at", crash_timestamp(r->at_usec));
+		crash_kdump_set_deadline(c, 0);
+		crash_note(c, "kdump session %016llx reported done (%llu bytes)",
+			   (unsigned long long)r->session, (unsigned long long)r->bytes);
+		return;
+	case CRASH_REPORT_FAILED:
+		crash_set_ks(c, kd, CRASH_KS_FAILED);
+		json_object_object_add(kd, "reason", json_object_new_string(r->reason ? r->reason : ""));
+		json_object_object_add(kd, "finished_at", crash_timestamp(r->at_usec));
+		crash_kdump_set_deadline(c, 0);
+		crash_note(c, "kdump session %016llx reported failed: %s",
+			   (unsigned long long)r->session, r->reason ? r->reason : "");
+		return;
+	}
+}
+
+void crash_kdump_report_dropped(struct crash *c)
+{
+	json_object *kd = crash_kdump_obj(c), *d;
+	int64_t n = json_object_object_get_ex(kd, "reports_dropped", &d) ?
+			    json_object_get_int64(d) : 0;
+
+	json_object_object_add(kd, "reports_dropped", json_object_new_int64(n + 1));
+	crash_touch(c);
+}
+
+void crash_kdump_set_deadline(struct crash *c, uint64_t usec)
+{
+	json_object *kd = crash_kdump_obj(c);
+
+	c->kdump_watch_usec = usec;
+	if (!usec) {
+		json_object_object_add(kd, "session_deadline", NULL);
+		json_object_object_add(kd, "progress_deadline", NULL);
+		return;
+	}
+	json_object_object_add(kd, c->kdump_ks == CRASH_KS_NONE ? "session_deadline" :
+								  "progress_deadline",
+			       crash_timestamp(usec));
+}
+
+const char *crash_kdump_reason(const struct crash *c)
+{
+	json_object *kd = crash_sub(c->rec, "kdump");
+	const char *r = kd ? crash_get_string(kd, "reason") : NULL;
+
+	return r ? r : "";
+}
+
+void crash_kdump_hung(struct crash *c, uint64_t now_usec, const char *fmt, ...)
+{
+	json_object *kd;
+	char reason[256];
+	va_list ap;
+
+	if (c->kdump_ks != CRASH_KS_NONE && c->kdump_ks != CRASH_KS_RUNNING)
+		return;	/* done, failed and hung are final */
+	kd = crash_kdump_obj(c);
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	crash_set_ks(c, kd, CRASH_KS_HUNG);
+	json_object_object_add(kd, "reason", json_object_new_string(reason));
+	json_object_object_add(kd, "finished_at", crash_timestamp(now_usec));
+	crash_kdump_set_deadline(c, 0);
+	crash_touch(c);
 }

@@ -4,9 +4,10 @@
  *
  * The record is the contract with operators and tools (see docs/record.md):
  * format, id, vm, event, detected_at, qmp_timestamp, kdump_loaded, state,
- * final_action, final_action_result, duplicate_events, history, updated_at.
- * Every change goes through crash_set_*() and is persisted by crash_save(),
- * which replaces the file atomically. The library never logs.
+ * final_action, final_action_result, duplicate_events, history, updated_at,
+ * and, with the broker channel, the kdump kernel's session (kdump.*).
+ * Every change goes through crash_set_*() / crash_kdump_*() and is persisted
+ * by crash_save(), which replaces the file atomically. The library never logs.
  */
 #ifndef PB_CRASH_H
 #define PB_CRASH_H
@@ -35,6 +36,40 @@ enum crash_state {
 	CRASH_STATE_MAX,
 };
 
+/* The kdump kernel's broker channel session: the record's kdump.state. */
+enum crash_ks {
+	CRASH_KS_NONE,    /* no kdump session yet: kdump.state null or absent */
+	CRASH_KS_RUNNING, /* the session opened; reports come in */
+	CRASH_KS_DONE,    /* it reported done */
+	CRASH_KS_FAILED,  /* it reported failed */
+	CRASH_KS_HUNG,    /* no session, or no report, within its deadline */
+	CRASH_KS_MAX,
+};
+
+/* What a KDUMP session is to the VM's open crash (crash_kdump_link()). */
+enum crash_link {
+	CRASH_LINK_LINKED,   /* its prev_session is the crashed session */
+	CRASH_LINK_UNLINKED, /* it is not (or 0), yet its reports are taken */
+	CRASH_LINK_REFUSED,  /* its reports are not this crash's */
+};
+
+/* One KDUMP_STATUS, already checked by the caller (values as on the wire). */
+enum crash_report_state {
+	CRASH_REPORT_START = 1,
+	CRASH_REPORT_PROGRESS = 2,
+	CRASH_REPORT_DONE = 3,
+	CRASH_REPORT_FAILED = 4,
+};
+
+struct crash_kdump_report {
+	enum crash_report_state state;
+	uint32_t percent;
+	uint64_t bytes;          /* DONE */
+	const char *reason;      /* FAILED: printable text */
+	uint64_t session, prev_session;
+	uint64_t at_usec;        /* CLOCK_REALTIME: when the host took it */
+};
+
 struct crash {
 	char id[SPOOL_ID_MAX];
 	char vm[VM_NAME_MAX + 1];
@@ -42,6 +77,13 @@ struct crash {
 	bool kdump_loaded;
 	enum final_action final_action;
 	uint64_t kdump_deadline_usec; /* CLOCK_REALTIME; 0: none */
+	/* The broker channel (mailbox=); all 0 without one. */
+	uint64_t crashed_session;     /* the guest session that crashed; 0: unknown */
+	enum crash_ks kdump_ks;
+	uint64_t kdump_session;       /* the last KDUMP session taken; 0: none */
+	uint64_t kdump_watch_usec;    /* CLOCK_REALTIME: kdump.session_deadline
+				       * (no session yet) or .progress_deadline
+				       * (running); 0: none */
 	json_object *rec;
 	int dirfd;
 };
@@ -73,6 +115,40 @@ void crash_set_kdump_deadline(struct crash *c, uint64_t usec);
 void crash_set_final_result(struct crash *c, const char *outcome,
 			    const char *detail);
 int crash_save(struct crash *c);
+
+/* ---- the kdump kernel's broker channel session (docs/record.md) ---- */
+
+/* kdump.crashed_session (hexadecimal) and how it was learnt. */
+void crash_set_crashed_session(struct crash *c, uint64_t id, const char *from);
+/*
+ * Whether a KDUMP session naming @prev belongs to @c: linked when @prev is
+ * the crashed session; refused when @prev is one of @closed (the crashed
+ * sessions of closed crashes) or @c was entered without a crash kernel
+ * loaded; otherwise unlinked, and taken. The reason goes to @why.
+ */
+enum crash_link crash_kdump_link(const struct crash *c, uint64_t prev,
+				 const uint64_t *closed, size_t n_closed,
+				 char *why, size_t whylen);
+/* A KDUMP session opened: records it (kdump.session...) or its refusal. */
+void crash_kdump_session(struct crash *c, uint64_t session, uint64_t prev,
+			 enum crash_link link, const char *why, uint64_t now_usec);
+/* Appends a report to kdump.reports and moves kdump.state on. */
+void crash_kdump_report(struct crash *c, const struct crash_kdump_report *r);
+/* A report over the rate limit: counted in kdump.reports_dropped. */
+void crash_kdump_report_dropped(struct crash *c);
+/*
+ * Sets (or with 0 clears) the deadline that applies now: the session
+ * deadline before the session, the progress deadline while it runs.
+ */
+void crash_kdump_set_deadline(struct crash *c, uint64_t usec);
+/* The session did not come, or went silent: kdump.state hung, with why
+ * (unless it is done, failed or hung already). */
+void crash_kdump_hung(struct crash *c, uint64_t now_usec, const char *fmt, ...)
+	_printf_(3, 4);
+/* kdump.reason (failed or hung), or "". */
+const char *crash_kdump_reason(const struct crash *c);
+/* "running", "done", "failed", "hung"; NULL for CRASH_KS_NONE. */
+const char *crash_ks_to_string(enum crash_ks ks);
 
 const char *crash_state_to_string(enum crash_state st);
 int crash_state_from_string(const char *s);
