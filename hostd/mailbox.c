@@ -22,6 +22,14 @@
 #define MAILBOX_LOGGED_REASONS 32
 /* Polls during which the guest's advisory timing is looked for after an ACK. */
 #define MAILBOX_TIMING_POLLS 200
+/* Crashed sessions of closed crashes remembered, so none is taken again. */
+#define MAILBOX_CLOSED_KEPT 8
+
+_Static_assert(CRASH_REPORT_START == PB_MBOX_KDUMP_START &&
+	       CRASH_REPORT_PROGRESS == PB_MBOX_KDUMP_PROGRESS &&
+	       CRASH_REPORT_DONE == PB_MBOX_KDUMP_DONE &&
+	       CRASH_REPORT_FAILED == PB_MBOX_KDUMP_FAILED,
+	       "crash reports use the wire's KDUMP_STATUS states");
 
 struct mailbox {
 	char vm[VM_NAME_MAX + 1];
@@ -67,6 +75,18 @@ struct mailbox {
 
 	uint64_t kdump_window_usec;
 	unsigned int kdump_count;
+
+	/* The current KDUMP session's place in the open crash (docs/record.md). */
+	bool kdump_decided;
+	enum crash_link kdump_link;
+	char kdump_crash[SPOOL_ID_MAX];	/* the crash it was decided for */
+	uint64_t kdump_decided_usec;	/* sessions recorded: one a second */
+	uint64_t kdump_log_usec;	/* and said: one a second */
+	bool kdump_changed;		/* tell the VM after the poll */
+	bool booted;			/* a NORMAL session opened */
+	uint64_t closed[MAILBOX_CLOSED_KEPT]; /* crashed sessions, closed crashes */
+	unsigned int n_closed, closed_next;
+
 	uint64_t session_log_usec;
 	uint64_t malformed;
 	uint64_t malformed_saved_usec;
@@ -415,6 +435,9 @@ static void mailbox_accept(struct mailbox *m, const struct pb_mbox_guest_info *g
 	m->ring_broken = false;
 	m->unload_acked = false;
 	m->unload_seq = g->unload_seq;
+	m->kdump_decided = false;
+	if (g->role == PB_MBOX_ROLE_NORMAL)
+		m->booted = true;
 	pb_mbox_host_set_state(m->map, PB_MBOX_HOST_ACTIVE, m->session);
 	if (mailbox_now(m) - m->session_log_usec >= USEC_PER_SEC || !m->session_log_usec) {
 		m->session_log_usec = mailbox_now(m);
@@ -440,13 +463,61 @@ static const char *mailbox_kdump_state(uint32_t st)
 	}
 }
 
+/*
+ * Decides once per KDUMP session whether it belongs to the open crash and
+ * records that. A guest opening session after session gets one recorded a
+ * second (SPEC §8); @now_anyway: a report of it is waiting (reports have
+ * their own limit).
+ */
+static void mailbox_kdump_session(struct mailbox *m, bool now_anyway)
+{
+	struct crash *c = m->ops->crash(m->ud);
+	uint64_t now = mailbox_now(m);
+	char why[256];
+
+	if (!c || !m->session || m->role != PB_MBOX_ROLE_KDUMP || m->kdump_decided)
+		return;
+	if (!now_anyway && m->kdump_decided_usec &&
+	    now - m->kdump_decided_usec < USEC_PER_SEC)
+		return;
+	m->kdump_decided_usec = now;
+	m->kdump_decided = true;
+	snprintf(m->kdump_crash, sizeof(m->kdump_crash), "%s", c->id);
+	m->kdump_link = crash_kdump_link(c, m->prev_session, m->closed, m->n_closed,
+					 why, sizeof(why));
+	crash_kdump_session(c, m->session, m->prev_session, m->kdump_link, why,
+			    ts_now_realtime_usec());
+	m->dirty = true;
+	m->kdump_changed = m->kdump_link != CRASH_LINK_REFUSED;
+	/* Reports can force a decision per session: say one a second. */
+	if (m->kdump_log_usec && now - m->kdump_log_usec < USEC_PER_SEC) {
+		log_debug("VM %s: mailbox: kdump session %016llx: %s", m->vm,
+			  (unsigned long long)m->session, why);
+		return;
+	}
+	m->kdump_log_usec = now;
+	switch (m->kdump_link) {
+	case CRASH_LINK_LINKED:
+		log_info("VM %s: mailbox: kdump session %016llx belongs to crash %s (%s)",
+			 m->vm, (unsigned long long)m->session, c->id, why);
+		break;
+	case CRASH_LINK_UNLINKED:
+		log_warn("VM %s: mailbox: kdump session %016llx is unlinked (%s); its reports go to crash %s, the VM's only open crash",
+			 m->vm, (unsigned long long)m->session, why, c->id);
+		break;
+	case CRASH_LINK_REFUSED:
+		log_warn("VM %s: mailbox: kdump session %016llx refused (%s); its reports are not recorded",
+			 m->vm, (unsigned long long)m->session, why);
+		break;
+	}
+}
+
 static void mailbox_kdump_status(struct mailbox *m, uint32_t len)
 {
 	struct pb_mbox_kdump_info k;
 	const char *reason = NULL;
 	struct crash *c = m->ops->crash(m->ud);
-	json_object *kd, *list, *e;
-	char at[TS_RFC3339_MAX];
+	struct crash_kdump_report r;
 	uint64_t now = mailbox_now(m);
 
 	if (pb_mbox_kdump_decode(m->rec, len, &k, &reason) < 0) {
@@ -463,34 +534,35 @@ static void mailbox_kdump_status(struct mailbox *m, uint32_t len)
 		m->kdump_window_usec = now;
 		m->kdump_count = 0;
 	}
-	kd = mailbox_obj(c->rec, "kdump");
 	if (++m->kdump_count > PB_MBOX_HOST_KDUMP_STATUS_PER_S) {
-		json_object *d;
-		int64_t n = json_object_object_get_ex(kd, "reports_dropped", &d) ?
-				    json_object_get_int64(d) : 0;
-
-		json_object_object_add(kd, "reports_dropped", json_object_new_int64(n + 1));
-		m->dirty = true;
+		if (m->kdump_decided && m->kdump_link != CRASH_LINK_REFUSED &&
+		    strcmp(m->kdump_crash, c->id) == 0) {
+			crash_kdump_report_dropped(c);
+			m->dirty = true;
+		}
 		return;
 	}
-	if (!json_object_object_get_ex(kd, "reports", &list) ||
-	    !json_object_is_type(list, json_type_array)) {
-		list = json_object_new_array();
-		json_object_object_add(kd, "reports", list);
+	mailbox_kdump_session(m, true);
+	/* Refused, or taken by a crash that has closed since: not this one's. */
+	if (m->kdump_link == CRASH_LINK_REFUSED || strcmp(m->kdump_crash, c->id) != 0) {
+		if (!mailbox_logged(m, "kdump report not the open crash's"))
+			log_info("VM %s: mailbox: kdump %s from session %016llx is not crash %s's; not recorded",
+				 m->vm, mailbox_kdump_state(k.state),
+				 (unsigned long long)m->session, c->id);
+		return;
 	}
-	e = json_object_new_object();
-	ts_format_rfc3339(ts_now_realtime_usec(), at, sizeof(at));
-	json_object_object_add(e, "at", json_object_new_string(at));
-	json_object_object_add(e, "state", json_object_new_string(mailbox_kdump_state(k.state)));
-	json_object_object_add(e, "percent", json_object_new_int64(k.percent));
-	if (k.state == PB_MBOX_KDUMP_DONE)
-		json_object_object_add(e, "bytes", json_object_new_uint64(k.bytes));
-	if (k.state == PB_MBOX_KDUMP_FAILED)
-		json_object_object_add(e, "reason", json_object_new_string(k.reason));
-	json_object_object_add(e, "session", mailbox_hex64(m->session));
-	json_object_object_add(e, "prev_session", mailbox_hex64(m->prev_session));
-	json_object_array_add(list, e);
+	r = (struct crash_kdump_report){
+		.state = (enum crash_report_state)k.state,
+		.percent = k.percent,
+		.bytes = k.bytes,
+		.reason = k.reason,
+		.session = m->session,
+		.prev_session = m->prev_session,
+		.at_usec = ts_now_realtime_usec(),
+	};
+	crash_kdump_report(c, &r);
 	m->dirty = true;
+	m->kdump_changed = true;
 }
 
 static void mailbox_read_ring(struct mailbox *m)
@@ -613,8 +685,11 @@ slot:
 
 static void mailbox_flush(struct mailbox *m)
 {
-	struct crash *c = m->ops->crash(m->ud);
+	struct crash *c;
 	uint64_t now = mailbox_now(m);
+
+	mailbox_kdump_session(m, false);	/* one held back by the limit */
+	c = m->ops->crash(m->ud);
 
 	if (m->unknown && !mailbox_logged(m, "unknown record types"))
 		log_info("VM %s: mailbox: skipping ring records of unknown types (a newer guest?); counted",
@@ -627,9 +702,19 @@ static void mailbox_flush(struct mailbox *m)
 		m->unknown_saved_usec = now;
 		m->dirty = true;
 	}
+	if (m->kdump_changed && c) {
+		m->kdump_changed = false;
+		m->ops->kdump(m->ud);
+		c = m->ops->crash(m->ud);
+	}
+	m->kdump_changed = false;
 	if (m->dirty && c)
 		m->ops->save(m->ud);
 	m->dirty = false;
+	if (m->booted) {
+		m->booted = false;
+		m->ops->booted(m->ud, m->session);
+	}
 }
 
 static int mailbox_on_timer(sd_event_source *s, uint64_t usec, void *ud)
@@ -660,15 +745,44 @@ void mailbox_attach(struct mailbox *m)
 {
 	struct crash *c;
 	json_object *rec;
+	bool changed = false;
 
-	if (!m || !m->pending || !(c = m->ops->crash(m->ud)))
+	if (!m || !(c = m->ops->crash(m->ud)))
 		return;
 	rec = c->rec;
-	json_object_object_foreach(m->pending, key, val)
-		json_object_object_add(rec, key, json_object_get(val));
-	json_object_put(m->pending);
-	m->pending = NULL;
-	m->ops->save(m->ud);
+	/* Which session crashed: the one whose panic record is waiting, else
+	 * the guest's NORMAL session open at the pvpanic event. */
+	if (!c->crashed_session) {
+		if (m->pending && json_object_object_get_ex(m->pending, "panic", NULL) &&
+		    m->panic_session)
+			crash_set_crashed_session(c, m->panic_session, "panic slot");
+		else if (m->session && m->role == PB_MBOX_ROLE_NORMAL)
+			crash_set_crashed_session(c, m->session,
+						  "guest session open at the pvpanic event");
+		changed = c->crashed_session != 0;
+	}
+	if (m->pending) {
+		json_object_object_foreach(m->pending, key, val)
+			json_object_object_add(rec, key, json_object_get(val));
+		json_object_put(m->pending);
+		m->pending = NULL;
+		changed = true;
+	}
+	if (changed)
+		m->ops->save(m->ud);
+}
+
+void mailbox_crash_closed(struct mailbox *m, const struct crash *c)
+{
+	if (!m || !c->crashed_session)
+		return;
+	for (unsigned int i = 0; i < m->n_closed; i++)
+		if (m->closed[i] == c->crashed_session)
+			return;
+	m->closed[m->closed_next] = c->crashed_session;
+	m->closed_next = (m->closed_next + 1) % MAILBOX_CLOSED_KEPT;
+	if (m->n_closed < MAILBOX_CLOSED_KEPT)
+		m->n_closed++;
 }
 
 /* ---- the file ---- */

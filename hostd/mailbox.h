@@ -21,6 +21,14 @@ struct mailbox_ops {
 	struct crash *(*crash)(void *ud);
 	/* The open crash's record changed: persist it. */
 	void (*save)(void *ud);
+	/*
+	 * The open crash's kdump session opened or reported (see its
+	 * kdump_ks): re-arm its deadline, or act. Called after the poll,
+	 * before the record is saved; the crash may be closed on return.
+	 */
+	void (*kdump)(void *ud);
+	/* A NORMAL session opened: the guest booted (again). After the save. */
+	void (*booted)(void *ud, uint64_t session);
 };
 
 /*
@@ -33,8 +41,16 @@ int mailbox_open(sd_event *e, const char *vm, const char *path,
 		 char *err, size_t errlen);
 /* Polls now (the pvpanic event); then the timer goes on as before. */
 void mailbox_poll(struct mailbox *m);
-/* A crash was just opened: what the guest said before goes into it. */
+/*
+ * A crash was just opened (or resumed): what the guest said before goes
+ * into it, and so does which session crashed, when the mailbox knows.
+ */
 void mailbox_attach(struct mailbox *m);
+/*
+ * The open crash is closing: a KDUMP session naming its crashed session
+ * is not taken by a later crash (the last few are remembered).
+ */
+void mailbox_crash_closed(struct mailbox *m, const struct crash *c);
 /* Writes host state OFFLINE, unmaps, closes. */
 void mailbox_free(struct mailbox *m);
 

@@ -37,7 +37,9 @@ struct vm {
 	char last_problem[256];
 
 	struct crash *crash;
-	sd_event_source *kdump_timer;
+	sd_event_source *kdump_timer;	/* kdump_timeout: the outer bound */
+	sd_event_source *kdump_watch;	/* mailbox=: session / progress deadline */
+	enum crash_ks kdump_ks_seen;	/* the kdump session state acted on */
 	enum vm_step step;
 	bool reset_seen;
 	bool need_cont;
@@ -111,6 +113,13 @@ static void vm_stop_step(struct vm *vm)
 	vm->step_timer = sd_event_source_disable_unref(vm->step_timer);
 }
 
+/* kdump is over (or paused for a snapshot): no deadline of it runs. */
+static void vm_stop_kdump_timers(struct vm *vm)
+{
+	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+	vm->kdump_watch = sd_event_source_disable_unref(vm->kdump_watch);
+}
+
 static void vm_close_crash(struct vm *vm, const char *outcome,
 			   const char *fmt, ...) _printf_(3, 4);
 
@@ -125,7 +134,7 @@ static void vm_close_crash(struct vm *vm, const char *outcome,
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	vm_stop_step(vm);
-	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+	vm_stop_kdump_timers(vm);
 	crash_set_final_result(c, outcome, detail);
 	crash_set_state(c, CRASH_CLOSED, "final action %s: %s: %s",
 			final_action_to_string(c->final_action), outcome, detail);
@@ -138,9 +147,11 @@ static void vm_close_crash(struct vm *vm, const char *outcome,
 		log_notice("VM %s: crash %s closed: final action %s %s (%s)",
 			   vm->cfg.name, c->id, final_action_to_string(c->final_action),
 			   outcome, detail);
+	mailbox_crash_closed(vm->mbox, c);
 	crash_free(c);
 	vm->crash = NULL;
 	vm->guest_down = false;
+	vm->kdump_ks_seen = CRASH_KS_NONE;
 }
 
 /* ---- connection ---- */
@@ -242,6 +253,13 @@ static const char *vm_event_action(const struct qmp_msg *ev)
  */
 static void vm_kdump_failed(struct vm *vm)
 {
+	if (vm->crash->kdump_ks == CRASH_KS_DONE) {
+		/* The kdump kernel saved its dump; it only failed to reboot. */
+		if (vm->cfg.snapshot != SNAPSHOT_NEVER)
+			crash_note(vm->crash, "the kdump session reported done, so the host takes no snapshot");
+		vm_final_action(vm);
+		return;
+	}
 	if (vm->cfg.snapshot != SNAPSHOT_NEVER &&
 	    !json_object_object_get_ex(vm->crash->rec, "snapshot", NULL)) {
 		crash_note(vm->crash, "snapshot=%s: kdump did not finish, so the host takes the snapshot",
@@ -261,9 +279,17 @@ static int vm_on_kdump_timer(sd_event_source *s, uint64_t usec, void *ud)
 	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
 	if (!vm->crash || vm->crash->state != CRASH_KDUMP_RUNNING)
 		return 0;
+	vm_stop_kdump_timers(vm);
 	log_warn("VM %s: crash %s: the kdump kernel did not finish within %llu s",
 		 vm->cfg.name, vm->crash->id,
 		 (unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+	if (vm->crash->kdump_ks == CRASH_KS_RUNNING ||
+	    (vm->crash->kdump_ks == CRASH_KS_NONE && vm->crash->kdump_watch_usec))
+		crash_kdump_hung(vm->crash, ts_now_realtime_usec(),
+				 "kdump_timeout (%llu s) passed with the kdump session %s",
+				 (unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC),
+				 vm->crash->kdump_ks == CRASH_KS_RUNNING ? "still running" :
+									   "not open");
 	crash_set_state(vm->crash, CRASH_KDUMP_TIMEOUT,
 			"no reboot from the kdump kernel within %llu s",
 			(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
@@ -288,14 +314,73 @@ static void vm_arm_kdump_timer(struct vm *vm)
 			  strerror(-r));
 }
 
+/* The kdump session did not open, or went silent: hung, like a failure. */
+static int vm_on_kdump_watch(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct vm *vm = ud;
+	struct crash *c = vm->crash;
+	char reason[96];
+
+	(void)s;
+	(void)usec;
+	vm->kdump_watch = sd_event_source_disable_unref(vm->kdump_watch);
+	if (!c || c->state != CRASH_KDUMP_RUNNING || !c->kdump_watch_usec ||
+	    (c->kdump_ks != CRASH_KS_NONE && c->kdump_ks != CRASH_KS_RUNNING))
+		return 0;
+	if (c->kdump_ks == CRASH_KS_NONE)
+		snprintf(reason, sizeof(reason), "no kdump session within %llu s",
+			 (unsigned long long)(vm->cfg.kdump_session_timeout_usec / USEC_PER_SEC));
+	else
+		snprintf(reason, sizeof(reason), "no progress for %llu s",
+			 (unsigned long long)(vm->cfg.kdump_progress_timeout_usec / USEC_PER_SEC));
+	vm_stop_kdump_timers(vm);
+	crash_kdump_hung(c, ts_now_realtime_usec(), "%s", reason);
+	vm->kdump_ks_seen = CRASH_KS_HUNG;
+	crash_set_state(c, CRASH_KDUMP_TIMEOUT, "kdump hung: %s", reason);
+	vm_save(vm);
+	log_warn("VM %s: crash %s: kdump hung: %s", vm->cfg.name, c->id, reason);
+	vm_kdump_failed(vm);
+	return 0;
+}
+
+/* Arms the deadline the record holds (it survives restarts), if any applies. */
+static void vm_arm_kdump_watch(struct vm *vm)
+{
+	struct crash *c = vm->crash;
+	uint64_t now = ts_now_realtime_usec(), left = 0;
+	int r;
+
+	vm->kdump_watch = sd_event_source_disable_unref(vm->kdump_watch);
+	if (!vm->mbox || !c || c->state != CRASH_KDUMP_RUNNING || !c->kdump_watch_usec)
+		return;
+	if (c->kdump_watch_usec > now)
+		left = c->kdump_watch_usec - now;
+	r = sd_event_add_time_relative(vm->event, &vm->kdump_watch, CLOCK_MONOTONIC,
+				       left, 0, vm_on_kdump_watch, vm);
+	if (r < 0)
+		log_error("VM %s: cannot arm the kdump session deadline: %s", vm->cfg.name,
+			  strerror(-r));
+}
+
 static void vm_enter_kdump(struct vm *vm, const char *why)
 {
-	crash_set_kdump_deadline(vm->crash, ts_now_realtime_usec() +
-						    vm->cfg.kdump_timeout_usec);
-	crash_set_state(vm->crash, CRASH_KDUMP_RUNNING, "%s (deadline %llu s)", why,
+	struct crash *c = vm->crash;
+	uint64_t now = ts_now_realtime_usec();
+
+	crash_set_kdump_deadline(c, now + vm->cfg.kdump_timeout_usec);
+	crash_set_state(c, CRASH_KDUMP_RUNNING, "%s (deadline %llu s)", why,
 			(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+	/*
+	 * The broker channel: a guest whose crashed kernel spoke it owes a
+	 * kdump session. One that never did keeps only kdump_timeout.
+	 */
+	if (vm->mbox && c->kdump_ks == CRASH_KS_NONE && c->crashed_session)
+		crash_kdump_set_deadline(c, now + vm->cfg.kdump_session_timeout_usec);
+	else if (vm->mbox && c->kdump_ks == CRASH_KS_RUNNING)
+		crash_kdump_set_deadline(c, now + vm->cfg.kdump_progress_timeout_usec);
 	vm_save(vm);
 	vm_arm_kdump_timer(vm);
+	vm_arm_kdump_watch(vm);
 }
 
 static int vm_new_crash(struct vm *vm, const char *event,
@@ -344,6 +429,7 @@ static void vm_on_crash_event(struct vm *vm, const struct qmp_msg *ev)
 
 	if (vm->crash) {
 		if (vm->crash->state == CRASH_KDUMP_RUNNING && !loaded) {
+			vm_stop_kdump_timers(vm);
 			crash_set_state(vm->crash, CRASH_KDUMP_FAILED,
 					"%s (action %s) while the kdump kernel ran: kdump itself panicked",
 					ev->event, action);
@@ -403,7 +489,7 @@ static void vm_on_reset(struct vm *vm, const struct qmp_msg *ev)
 		return;
 	}
 	if (vm->crash->state == CRASH_KDUMP_RUNNING) {
-		vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+		vm_stop_kdump_timers(vm);
 		crash_set_state(vm->crash, CRASH_KDUMP_FINISHED,
 				"the guest reset %s from its kdump kernel",
 				guest ? "itself" : "(by the host)");
@@ -418,7 +504,7 @@ static void vm_on_shutdown(struct vm *vm, const struct qmp_msg *ev)
 	if (!vm->crash || vm->step == VM_STEP_QUIT)
 		return;
 	if (vm->crash->state == CRASH_KDUMP_RUNNING) {
-		vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+		vm_stop_kdump_timers(vm);
 		vm->guest_down = true;
 		crash_set_state(vm->crash, CRASH_KDUMP_FINISHED,
 				"the guest powered off from its kdump kernel");
@@ -511,7 +597,7 @@ static void vm_on_stop(struct qmp *q, const struct qmp_msg *reply, void *ud)
 /* Pauses the guest (it may be running into or in kdump) and dumps it. */
 static void vm_snapshot(struct vm *vm, bool resume_kdump)
 {
-	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+	vm_stop_kdump_timers(vm);
 	vm->snap_resume_kdump = resume_kdump;
 	crash_set_state(vm->crash, CRASH_SNAPSHOTTING, "taking a %s snapshot of the guest's memory",
 			vm->cfg.snapshot_format);
@@ -720,7 +806,7 @@ static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
 	crash_note(c, "reattached to QMP; VM status %s", status);
 	if (strcmp(status, "guest-panicked") == 0) {
 		if (c->state == CRASH_KDUMP_RUNNING) {
-			vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
+			vm_stop_kdump_timers(vm);
 			crash_set_state(c, CRASH_KDUMP_FAILED,
 					"found guest-panicked at reattach while kdump ran");
 		} else if (c->state == CRASH_DETECTED) {
@@ -733,6 +819,7 @@ static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
 	if (c->state == CRASH_KDUMP_RUNNING) {
 		vm_save(vm);
 		vm_arm_kdump_timer(vm);
+		vm_arm_kdump_watch(vm);
 		return;
 	}
 	if (strcmp(status, "running") == 0 &&
@@ -824,9 +911,78 @@ static void vm_mailbox_save(void *ud)
 		vm_save(vm);
 }
 
+/* The kdump session opened or reported: keep its deadline, or act on it. */
+static void vm_mailbox_kdump(void *ud)
+{
+	struct vm *vm = ud;
+	struct crash *c = vm->crash;
+	enum crash_ks ks;
+
+	if (!c || c->state != CRASH_KDUMP_RUNNING)
+		return;
+	ks = c->kdump_ks;
+	switch (ks) {
+	case CRASH_KS_NONE:
+	case CRASH_KS_HUNG:
+		break;
+	case CRASH_KS_RUNNING:
+		/* Every session open and every report taken re-arms it. */
+		crash_kdump_set_deadline(c, ts_now_realtime_usec() +
+						    vm->cfg.kdump_progress_timeout_usec);
+		vm_arm_kdump_watch(vm);
+		break;
+	case CRASH_KS_DONE:
+		vm->kdump_watch = sd_event_source_disable_unref(vm->kdump_watch);
+		if (vm->kdump_ks_seen != ks)
+			log_notice("VM %s: crash %s: the kdump kernel reported done; waiting for it to reboot the guest",
+				   vm->cfg.name, c->id);
+		break;
+	case CRASH_KS_FAILED:
+		if (vm->kdump_ks_seen == ks)
+			break;
+		vm->kdump_ks_seen = ks;
+		vm_stop_kdump_timers(vm);
+		crash_set_state(c, CRASH_KDUMP_FAILED,
+				"the kdump kernel reported failure over the broker channel: %s",
+				crash_kdump_reason(c));
+		vm_save(vm);
+		log_warn("VM %s: crash %s: the kdump kernel failed: %s", vm->cfg.name, c->id,
+			 crash_kdump_reason(c));
+		vm_kdump_failed(vm);
+		return;
+	case CRASH_KS_MAX:
+		break;
+	}
+	vm->kdump_ks_seen = ks;
+}
+
+/*
+ * A fresh boot of the guest. After kdump said done it closes the crash even
+ * when the kdump kernel's RESET was missed (a daemon restart, a lost QMP
+ * session); without done the crash waits on as before.
+ */
+static void vm_mailbox_booted(void *ud, uint64_t session)
+{
+	struct vm *vm = ud;
+	struct crash *c = vm->crash;
+
+	if (!c || c->state != CRASH_KDUMP_RUNNING || c->kdump_ks != CRASH_KS_DONE)
+		return;
+	vm_stop_kdump_timers(vm);
+	crash_set_state(c, CRASH_KDUMP_FINISHED,
+			"kdump reported done and the guest booted again (guest session %016llx); the kdump kernel's reset was not seen",
+			(unsigned long long)session);
+	vm_save(vm);
+	log_notice("VM %s: crash %s: the guest booted again after kdump was done",
+		   vm->cfg.name, c->id);
+	vm_final_action(vm);
+}
+
 static const struct mailbox_ops vm_mailbox_ops = {
 	.crash = vm_mailbox_crash,
 	.save = vm_mailbox_save,
+	.kdump = vm_mailbox_kdump,
+	.booted = vm_mailbox_booted,
 };
 
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
@@ -868,9 +1024,11 @@ void vm_adopt_crash(struct vm *vm, struct crash *c)
 				       "superseded by a newer open crash of the same VM");
 		crash_set_state(vm->crash, CRASH_CLOSED, "superseded by crash %s", c->id);
 		vm_save(vm);
+		mailbox_crash_closed(vm->mbox, vm->crash);
 		crash_free(vm->crash);
 	}
 	vm->crash = c;
+	vm->kdump_ks_seen = c->kdump_ks;
 	crash_note(c, "panicbrokerd restarted; crash resumed in state %s",
 		   crash_state_to_string(c->state));
 	snapshot_abandon_stale(c);
@@ -886,6 +1044,7 @@ void vm_free(struct vm *vm)
 	mailbox_free(vm->mbox);
 	sd_event_source_disable_unref(vm->retry_timer);
 	sd_event_source_disable_unref(vm->kdump_timer);
+	sd_event_source_disable_unref(vm->kdump_watch);
 	sd_event_source_disable_unref(vm->step_timer);
 	sd_event_source_disable_unref(vm->snap_retry);
 	snapshot_free(vm->snap);

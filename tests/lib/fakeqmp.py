@@ -17,6 +17,12 @@ def _send(conn, obj_or_bytes):
     conn.sendall(data)
 
 
+def _event(event, data=None):
+    now = time.time()
+    return {"event": event, "data": data or {},
+            "timestamp": {"seconds": int(now), "microseconds": int(now * 1e6) % 1000000}}
+
+
 def _read_command(f):
     line = f.readline()
     if not line:
@@ -34,11 +40,15 @@ class FakeQMP:
       silent      accepts and says nothing (no greeting)
       nonobject   greeting, then a JSON array instead of an object
       flood       greeting, capabilities, then 500 events at once
+      behaved     answers every command ({} or, for query-status, "running");
+                  emit() sends events on demand. With reset_on_system_reset,
+                  a system_reset is followed by a RESET event, as QEMU does.
     """
 
-    def __init__(self, path, behaviour):
+    def __init__(self, path, behaviour, reset_on_system_reset=False):
         self.path = path
         self.behaviour = behaviour
+        self.reset_on_system_reset = reset_on_system_reset
         self.connections = 0
         self.commands = []
         self._conn = None
@@ -126,6 +136,9 @@ class FakeQMP:
                     if cmd.get("execute") == "query-status" else {}
                 with self._lock:
                     _send(conn, {"return": ret, "id": cmd.get("id")})
+                    if cmd.get("execute") == "system_reset" and self.reset_on_system_reset:
+                        _send(conn, _event("RESET", {"guest": False,
+                                                     "reason": "host-qmp-system-reset"}))
         finally:
             with self._lock:
                 self._conn = None
@@ -142,9 +155,7 @@ class FakeQMP:
 
     def emit(self, event, data=None):
         """Sends @event (behaved mode) to the attached client."""
-        now = time.time()
-        msg = {"event": event, "data": data or {},
-               "timestamp": {"seconds": int(now), "microseconds": int(now * 1e6) % 1000000}}
+        msg = _event(event, data)
         with self._lock:
             if self._conn is None:
                 raise AssertionError("no QMP client attached")

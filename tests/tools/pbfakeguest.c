@@ -6,7 +6,12 @@
  *   pbfakeguest FILE hello                 open a NORMAL session, wait for the ACK
  *   pbfakeguest FILE panic MSG             fill the slot, UNLOAD, bounded wait
  *   pbfakeguest FILE kdump-status STATE [PCT]   a KDUMP session, one report
+ *   pbfakeguest FILE kdump-session PREV STEP...  a KDUMP session naming PREV
+ *       (auto: the crashed session, found as the guest module finds it;
+ *       else a number, 0 for none), then each STEP in turn: start,
+ *       progress:PCT, done[:BYTES], failed[:REASON], sleep:SECONDS
  *   pbfakeguest FILE garbage-header|huge-length|flip-while-reading|ring-flood
+ *   pbfakeguest FILE kdump-flood           KDUMP sessions back to back, 1.5 s
  *
  * The session of an earlier run is taken up from the guest control block
  * (the fake guest's own block: it is the only writer). Prints key=value lines.
@@ -214,16 +219,51 @@ static int cmd_panic(const char *msg)
 	return 0;
 }
 
+/*
+ * The crashed session as the kdump kernel's module finds it (SPEC §4.4,
+ * guest-driver/pb_chan.c), before it writes the guest control block.
+ */
+static __u64 crashed_session(void)
+{
+	const struct pb_mbox_slot *slot =
+		(const struct pb_mbox_slot *)((__u8 *)mbox + le32toh(layout.panic_offset));
+	struct pb_mbox_guest_info g;
+
+	if (pb_mbox_guest_ctl_read(mbox, &g, NULL) < 0 || !g.session_id)
+		return 0;
+	if (g.role == PB_MBOX_ROLE_KDUMP)
+		return g.prev_session;
+	if (g.state == PB_MBOX_GUEST_UNLOADING || g.state == PB_MBOX_GUEST_UNLOADED)
+		return g.session_id;
+	if (le32toh(__atomic_load_n(&slot->state, __ATOMIC_ACQUIRE)) == PB_MBOX_SLOT_COMPLETE &&
+	    le64toh(slot->session_id) == g.session_id)
+		return g.session_id;
+	return 0;
+}
+
+/* Puts one KDUMP_STATUS; waits (bounded) until the host took it. */
+static int kdump_put(struct pb_mbox_ring *g2h, const struct pb_mbox_kdump_info *k)
+{
+	struct pb_mbox_kdump_status ks;
+	const char *reason = NULL;
+	__u32 len = (__u32)pb_mbox_kdump_encode(k, &ks);
+
+	if (pb_mbox_ring_put(g2h, PB_MBOX_MSG_KDUMP_STATUS, &ks, len, &reason) < 0)
+		die("KDUMP_STATUS", reason);
+	/* Like a module that stays loaded: let the host read it (bounded). */
+	for (__u64 end = now_us() + 1000000; now_us() < end; usleep(1000))
+		if (le32toh(__atomic_load_n(g2h->cons, __ATOMIC_ACQUIRE)) == g2h->pos)
+			return 1;
+	return 0;
+}
+
 static int cmd_kdump(int argc, char **argv)
 {
 	static const char *const names[] = { "", "start", "progress", "done", "failed" };
 	struct pb_mbox_kdump_info k = { 0 };
-	struct pb_mbox_kdump_status ks;
-	struct pb_mbox_guest_info g, old;
+	struct pb_mbox_guest_info g;
 	struct pb_mbox_ring g2h;
-	const char *reason = NULL;
-	__u32 wait_ms, len;
-	__u64 prev = 0;
+	__u32 wait_ms;
 
 	for (k.state = 1; k.state <= 4; k.state++)
 		if (strcmp(argv[0], names[k.state]) == 0)
@@ -234,20 +274,82 @@ static int cmd_kdump(int argc, char **argv)
 		k.percent = (__u32)atoi(argv[1]);
 	if (k.state == PB_MBOX_KDUMP_FAILED)
 		strcpy(k.reason, "fake failure");
-	if (pb_mbox_guest_ctl_read(mbox, &old, NULL) == 0)
-		prev = old.session_id;
+	if (!open_session(&g, PB_MBOX_ROLE_KDUMP, crashed_session(), &g2h, &wait_ms))
+		return 1;
+	printf("consumed=%d\n", kdump_put(&g2h, &k));
+	return 0;
+}
+
+/* One STEP of kdump-session: returns 0 when it is not one. */
+static int kdump_step(const char *step, struct pb_mbox_ring *g2h, int *consumed)
+{
+	struct pb_mbox_kdump_info k = { 0 };
+	const char *arg = strchr(step, ':');
+	size_t n = arg ? (size_t)(arg - step) : strlen(step);
+
+	if (arg)
+		arg++;
+	if (n == 5 && strncmp(step, "sleep", 5) == 0 && arg) {
+		usleep((useconds_t)(atof(arg) * 1e6));
+		return 1;
+	}
+	if (n == 5 && strncmp(step, "start", 5) == 0) {
+		k.state = PB_MBOX_KDUMP_START;
+	} else if (n == 8 && strncmp(step, "progress", 8) == 0 && arg) {
+		k.state = PB_MBOX_KDUMP_PROGRESS;
+		k.percent = (__u32)atoi(arg);
+	} else if (n == 4 && strncmp(step, "done", 4) == 0) {
+		k.state = PB_MBOX_KDUMP_DONE;
+		k.percent = 100;
+		k.bytes = arg ? strtoull(arg, NULL, 0) : 0;
+	} else if (n == 6 && strncmp(step, "failed", 6) == 0) {
+		k.state = PB_MBOX_KDUMP_FAILED;
+		snprintf(k.reason, sizeof(k.reason), "%s", arg ? arg : "fake failure");
+	} else {
+		return 0;
+	}
+	*consumed &= kdump_put(g2h, &k);
+	return 1;
+}
+
+static int cmd_kdump_session(int argc, char **argv)
+{
+	struct pb_mbox_guest_info g;
+	struct pb_mbox_ring g2h;
+	__u32 wait_ms;
+	__u64 prev;
+	int consumed = 1;
+
+	prev = strcmp(argv[0], "auto") == 0 ? crashed_session() : strtoull(argv[0], NULL, 0);
+	printf("prev=%016llx\n", (unsigned long long)prev);
 	if (!open_session(&g, PB_MBOX_ROLE_KDUMP, prev, &g2h, &wait_ms))
 		return 1;
-	len = (__u32)pb_mbox_kdump_encode(&k, &ks);
-	if (pb_mbox_ring_put(&g2h, PB_MBOX_MSG_KDUMP_STATUS, &ks, len, &reason) < 0)
-		die("KDUMP_STATUS", reason);
-	/* Like a module that stays loaded: let the host read it (bounded). */
-	for (__u64 end = now_us() + 1000000; now_us() < end; usleep(1000))
-		if (le32toh(__atomic_load_n(g2h.cons, __ATOMIC_ACQUIRE)) == g2h.pos) {
-			printf("consumed=1\n");
-			return 0;
-		}
-	printf("consumed=0\n");
+	for (int i = 1; i < argc; i++)
+		if (!kdump_step(argv[i], &g2h, &consumed))
+			die(argv[i], "STEP is start, progress:PCT, done[:BYTES], failed[:REASON] or sleep:SECONDS");
+	printf("consumed=%d\n", consumed);
+	return 0;
+}
+
+/* A guest that reopens its KDUMP session as fast as the host accepts. */
+static int cmd_kdump_flood(void)
+{
+	struct pb_mbox_kdump_info k = { .state = PB_MBOX_KDUMP_START };
+	struct pb_mbox_kdump_status ks;
+	struct pb_mbox_guest_info g;
+	struct pb_mbox_ring g2h;
+	__u64 prev = crashed_session(), end = now_us() + 1500000;
+	__u32 wait_ms, len = (__u32)pb_mbox_kdump_encode(&k, &ks);
+	unsigned int opened = 0;
+
+	while (now_us() < end) {
+		if (!open_session(&g, PB_MBOX_ROLE_KDUMP, prev, &g2h, &wait_ms))
+			continue;
+		opened++;
+		pb_mbox_ring_put(&g2h, PB_MBOX_MSG_KDUMP_STATUS, &ks, len, NULL);
+		usleep(12000);	/* a poll or so: most reports are read */
+	}
+	printf("opened=%u\n", opened);
 	return 0;
 }
 
@@ -332,7 +434,7 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 3) {
-		fprintf(stderr, "usage: pbfakeguest FILE hello|panic MSG|kdump-status STATE [PCT]|garbage-header|huge-length|flip-while-reading|ring-flood\n");
+		fprintf(stderr, "usage: pbfakeguest FILE hello|panic MSG|kdump-status STATE [PCT]|kdump-session PREV STEP...|kdump-flood|garbage-header|huge-length|flip-while-reading|ring-flood\n");
 		return 2;
 	}
 	map_file(argv[1]);
@@ -343,5 +445,9 @@ int main(int argc, char **argv)
 		return cmd_panic(argv[3]);
 	if (strcmp(argv[2], "kdump-status") == 0 && argc > 3)
 		return cmd_kdump(argc - 3, argv + 3);
+	if (strcmp(argv[2], "kdump-session") == 0 && argc > 3)
+		return cmd_kdump_session(argc - 3, argv + 3);
+	if (strcmp(argv[2], "kdump-flood") == 0)
+		return cmd_kdump_flood();
 	return cmd_hostile(argv[2]);
 }
