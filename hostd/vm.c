@@ -113,11 +113,16 @@ static void vm_stop_step(struct vm *vm)
 	vm->step_timer = sd_event_source_disable_unref(vm->step_timer);
 }
 
-/* kdump is over (or paused for a snapshot): no deadline of it runs. */
+/*
+ * kdump is over (or paused for a snapshot): no deadline of it runs, and the
+ * record shows no kdump session deadline pending (the caller saves).
+ */
 static void vm_stop_kdump_timers(struct vm *vm)
 {
 	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
 	vm->kdump_watch = sd_event_source_disable_unref(vm->kdump_watch);
+	if (vm->crash && vm->crash->kdump_watch_usec)
+		crash_kdump_set_deadline(vm->crash, 0);
 }
 
 static void vm_close_crash(struct vm *vm, const char *outcome,
@@ -279,10 +284,10 @@ static int vm_on_kdump_timer(sd_event_source *s, uint64_t usec, void *ud)
 	vm->kdump_timer = sd_event_source_disable_unref(vm->kdump_timer);
 	if (!vm->crash || vm->crash->state != CRASH_KDUMP_RUNNING)
 		return 0;
-	vm_stop_kdump_timers(vm);
 	log_warn("VM %s: crash %s: the kdump kernel did not finish within %llu s",
 		 vm->cfg.name, vm->crash->id,
 		 (unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));
+	/* A kdump session still owed or running is hung now. */
 	if (vm->crash->kdump_ks == CRASH_KS_RUNNING ||
 	    (vm->crash->kdump_ks == CRASH_KS_NONE && vm->crash->kdump_watch_usec))
 		crash_kdump_hung(vm->crash, ts_now_realtime_usec(),
@@ -290,6 +295,7 @@ static int vm_on_kdump_timer(sd_event_source *s, uint64_t usec, void *ud)
 				 (unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC),
 				 vm->crash->kdump_ks == CRASH_KS_RUNNING ? "still running" :
 									   "not open");
+	vm_stop_kdump_timers(vm);
 	crash_set_state(vm->crash, CRASH_KDUMP_TIMEOUT,
 			"no reboot from the kdump kernel within %llu s",
 			(unsigned long long)(vm->cfg.kdump_timeout_usec / USEC_PER_SEC));

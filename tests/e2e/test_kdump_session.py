@@ -76,7 +76,7 @@ def closed(rec):
 @pytest.fixture
 def bed():
     """VM "a": a FakeQMP that answers system_reset with RESET, a mailbox file,
-    final_action=restart, snapshot=never. start(keys) starts a daemon."""
+    final_action=restart. start(keys, snapshot="never") starts a daemon."""
     if not os.access(FAKEGUEST, os.X_OK):
         pytest.fail("build/pbfakeguest is not built: run make")
     work = tempfile.mkdtemp(prefix="pbks-")  # short: unix socket paths
@@ -84,8 +84,8 @@ def bed():
     mbox = os.path.join(work, "a.mbox")
     state = {"work": work, "qmp": qmp, "mbox": mbox, "daemons": []}
 
-    def start(keys=""):
-        d = Daemon(work, [f"a,qmp={qmp.path},mailbox={mbox},snapshot=never{keys}"]).start()
+    def start(keys="", snapshot="never"):
+        d = Daemon(work, [f"a,qmp={qmp.path},mailbox={mbox},snapshot={snapshot}{keys}"]).start()
         state["daemons"].append(d)
         qmp.wait_attached()
         return d
@@ -168,6 +168,69 @@ def test_a_reset_after_done_closes_the_crash_as_before(bed):
     assert guest(bed["mbox"], "hello")["accepted"] == "1"
     time.sleep(0.3)
     assert len(records(d.spool)) == 1
+    d.stop()
+
+
+def test_a_reset_before_the_session_closes_as_before(bed):
+    """A kdump kernel without the module resets the guest: closed, and the
+    record shows no session deadline pending."""
+    d = bed["start"](",kdump_session_timeout=60")
+    panic_into_kdump(bed, d)
+    bed["qmp"].emit("RESET", {"guest": True, "reason": "guest-reset"})
+    rec = wait_rec(d.spool, closed, "the crash closed")
+    assert record_states(rec) == ["detected", "kdump_running", "kdump_finished", "closed"]
+    assert kd(rec)["state"] is None and kd(rec)["session_deadline"] is None, kd(rec)
+    assert rec["final_action_result"]["outcome"] == "not-needed"
+    d.stop()
+
+
+def test_kdump_timeout_stays_the_outer_bound(bed):
+    """Reports keep coming, but kdump_timeout passes: hung, and the final action."""
+    d = bed["start"](",kdump_timeout=3,kdump_progress_timeout=60")
+    panic_into_kdump(bed, d)
+    out = guest(bed["mbox"], "kdump-session", "auto", "start", "sleep:1", "progress:10",
+                "sleep:1", "progress:20", "sleep:1.5", "progress:30")
+    assert out["accepted"] == "1", out
+    rec = wait_rec(d.spool, closed, "the crash closed")
+    k = kd(rec)
+    assert k["state"] == "hung", k
+    assert k["reason"] == "kdump_timeout (3 s) passed with the kdump session still running"
+    assert k["progress_deadline"] is None
+    assert record_states(rec) == ["detected", "kdump_running", "kdump_timeout", "closed"]
+    assert rec["final_action_result"]["outcome"] == "applied"
+    d.stop()
+
+
+def test_hung_takes_the_snapshot_the_policy_asks_for(bed):
+    """snapshot=on-kdump-failure: a hung kdump is a failed one. (FakeQMP offers
+    no dump format, so the snapshot is attempted and fails; then the final
+    action.)"""
+    d = bed["start"](",kdump_session_timeout=1", snapshot="on-kdump-failure")
+    panic_into_kdump(bed, d)
+    rec = wait_rec(d.spool, closed, "the crash closed")
+    assert kd(rec)["state"] == "hung"
+    assert record_states(rec) == ["detected", "kdump_running", "kdump_timeout", "snapshotting",
+                                  "closed"]
+    assert rec["snapshot"]["state"] == "failed", rec["snapshot"]
+    cmds = bed["qmp"].commands
+    assert cmds.index("stop") < cmds.index("system_reset"), cmds
+    assert rec["final_action_result"]["outcome"] == "applied"
+    d.stop()
+
+
+def test_no_snapshot_after_done(bed):
+    """done, then no reboot within kdump_timeout: the final action, but no
+    host snapshot (the kdump kernel saved its dump)."""
+    d = bed["start"](",kdump_timeout=3", snapshot="on-kdump-failure")
+    panic_into_kdump(bed, d)
+    assert guest(bed["mbox"], "kdump-session", "auto", "start", "done")["consumed"] == "1"
+    rec = wait_rec(d.spool, closed, "the crash closed")
+    assert kd(rec)["state"] == "done"
+    assert record_states(rec) == ["detected", "kdump_running", "kdump_timeout", "closed"]
+    assert "snapshot" not in rec and "stop" not in bed["qmp"].commands
+    assert any("reported done, so the host takes no snapshot" in h["reason"]
+               for h in rec["history"])
+    assert rec["final_action_result"]["outcome"] == "applied"
     d.stop()
 
 
