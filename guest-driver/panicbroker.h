@@ -65,6 +65,16 @@ enum pb_tier_caller {
 	PB_FROM_NOTIFIER,
 };
 
+/* A bounded wait in panic context (pb_tier.c). */
+struct pb_clock_wait {
+	u64 start, last, limit_ns;
+	u32 stuck;
+};
+
+void pb_clock_wait_start(struct pb_clock_wait *w, u64 limit_us);
+bool pb_clock_wait_more(struct pb_clock_wait *w);
+u32 pb_clock_wait_elapsed_us(const struct pb_clock_wait *w);
+
 void pb_tier_arm(const struct pb_pvpanic *pv);
 void pb_tier_run(enum pb_tier_caller from, bool from_oops);
 

@@ -109,33 +109,26 @@ static u64 pb_chan_taint(void)
 }
 
 /*
- * Wait for UNLOAD_ACK, at most @ms by the clock. The step count is only a
- * backstop for a clock that does not move: udelay() is calibrated loosely
- * in some virtual machines (under TCG it runs many times too fast), so it
- * allows ten times the nominal number of steps. Returns the time waited in
- * microseconds.
+ * Wait for UNLOAD_ACK, at most @ms by the clock. udelay() cannot be the
+ * measure: it is calibrated loosely in virtual machines (under TCG it runs
+ * many times too fast). If the clock stops moving, give up after
+ * PB_CLOCK_STUCK_STEPS steps. Returns the time waited in microseconds.
  */
 static u32 pb_chan_wait_ack(const void *base, u64 session, u32 seq, u32 ms,
 			    bool *acked)
 {
-	u64 start = ktime_get_mono_fast_ns();
-	u64 limit_ns = (u64)ms * NSEC_PER_MSEC;
-	u64 steps = (u64)ms * (USEC_PER_MSEC / PB_CHAN_ACK_STEP_US) * 10;
-	u64 waited;
+	struct pb_clock_wait w;
 
+	pb_clock_wait_start(&w, (u64)ms * USEC_PER_MSEC);
 	*acked = false;
-	for (;;) {
+	do {
 		if (pb_mbox_unload_acked(base, session, seq)) {
 			*acked = true;
 			break;
 		}
-		waited = ktime_get_mono_fast_ns() - start;
-		if (waited >= limit_ns || !steps--)
-			break;
 		udelay(PB_CHAN_ACK_STEP_US);
-	}
-	waited = ktime_get_mono_fast_ns() - start;
-	return (u32)min_t(u64, div_u64(waited, NSEC_PER_USEC), U32_MAX - 1);
+	} while (pb_clock_wait_more(&w));
+	return pb_clock_wait_elapsed_us(&w);
 }
 
 /**

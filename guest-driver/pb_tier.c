@@ -172,17 +172,51 @@ static void pb_tier_steps(struct pb_tier_ctx *ctx)
  */
 static void pb_tier_wait(void)
 {
-	u64 limit_ns = (u64)(PB_TIER_WAIT_US + pb_chan_budget_us()) *
-		       NSEC_PER_USEC;
-	u64 start = ktime_get_mono_fast_ns();
-	/* A backstop for a stuck clock; udelay() may run fast in a VM. */
-	u64 steps = div_u64(limit_ns, NSEC_PER_USEC) * 10;
+	struct pb_clock_wait w;
 
+	pb_clock_wait_start(&w, PB_TIER_WAIT_US + pb_chan_budget_us());
 	while (atomic_read_acquire(&pb_tier_state) != PB_TIER_DONE) {
-		if (ktime_get_mono_fast_ns() - start >= limit_ns || !steps--)
-			return;
 		udelay(1);
+		if (!pb_clock_wait_more(&w))
+			return;
 	}
+}
+
+/*
+ * Bounded waits in panic context, measured by the NMI-safe monotonic clock
+ * (udelay() alone is not a measure in a VM), with a backstop for a clock
+ * that has stopped: PB_CLOCK_STUCK_STEPS readings in a row that do not move.
+ */
+#define PB_CLOCK_STUCK_STEPS	100000
+
+void pb_clock_wait_start(struct pb_clock_wait *w, u64 limit_us)
+{
+	w->start = ktime_get_mono_fast_ns();
+	w->last = w->start;
+	w->limit_ns = limit_us * NSEC_PER_USEC;
+	w->stuck = 0;
+}
+
+/* False once the limit has passed, or the clock is stuck. */
+bool pb_clock_wait_more(struct pb_clock_wait *w)
+{
+	u64 now = ktime_get_mono_fast_ns();
+
+	if (now == w->last) {
+		if (++w->stuck >= PB_CLOCK_STUCK_STEPS)
+			return false;
+	} else {
+		w->stuck = 0;
+		w->last = now;
+	}
+	return now - w->start < w->limit_ns;
+}
+
+u32 pb_clock_wait_elapsed_us(const struct pb_clock_wait *w)
+{
+	u64 us = div_u64(ktime_get_mono_fast_ns() - w->start, NSEC_PER_USEC);
+
+	return (u32)min_t(u64, us, U32_MAX - 1);
 }
 
 /**
