@@ -717,15 +717,29 @@ static void mailbox_flush(struct mailbox *m)
 	}
 }
 
+/*
+ * Poll fast while a session is open, while the guest's timings may still
+ * come, and while the VM is in its kdump kernel: its session opens, reports
+ * and reboots within a fraction of a second when there is little to dump.
+ */
+static bool mailbox_fast(struct mailbox *m)
+{
+	const struct crash *c;
+
+	if (m->busy || m->timing_polls)
+		return true;
+	c = m->ops->crash(m->ud);
+	return c && c->state == CRASH_KDUMP_RUNNING;
+}
+
 static int mailbox_on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct mailbox *m = ud;
 
 	mailbox_do_poll(m, false);
 	mailbox_flush(m);
-	sd_event_source_set_time(s, usec + (m->busy || m->timing_polls ?
-						    MAILBOX_BUSY_POLL_USEC :
-						    MAILBOX_IDLE_POLL_USEC));
+	sd_event_source_set_time(s, usec + (mailbox_fast(m) ? MAILBOX_BUSY_POLL_USEC :
+							      MAILBOX_IDLE_POLL_USEC));
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
 	return 0;
 }
@@ -737,8 +751,21 @@ void mailbox_poll(struct mailbox *m)
 	mailbox_do_poll(m, true);
 	mailbox_flush(m);
 	/* Busy again: make the timer fire soon. */
-	if (m->busy || m->timing_polls)
+	if (mailbox_fast(m))
 		sd_event_source_set_time_relative(m->timer, MAILBOX_BUSY_POLL_USEC);
+}
+
+void mailbox_drain(struct mailbox *m)
+{
+	if (!m)
+		return;
+	mailbox_do_poll(m, false);
+	mailbox_flush(m);
+}
+
+bool mailbox_has_panic(const struct mailbox *m)
+{
+	return m && m->pending && json_object_object_get_ex(m->pending, "panic", NULL);
 }
 
 void mailbox_attach(struct mailbox *m)

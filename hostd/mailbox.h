@@ -42,6 +42,14 @@ int mailbox_open(sd_event *e, const char *vm, const char *path,
 /* Polls now (the pvpanic event); then the timer goes on as before. */
 void mailbox_poll(struct mailbox *m);
 /*
+ * Reads what the guest left before the VM resets or stops (the kdump
+ * kernel's last reports, sent right before it reboots), without the
+ * pvpanic event's look at the panic slot.
+ */
+void mailbox_drain(struct mailbox *m);
+/* A panic record (salvaged at start, or read early) waits for a crash. */
+bool mailbox_has_panic(const struct mailbox *m);
+/*
  * A crash was just opened (or resumed): what the guest said before goes
  * into it, and so does which session crashed, when the mailbox knows.
  */

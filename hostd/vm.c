@@ -125,6 +125,9 @@ static void vm_stop_kdump_timers(struct vm *vm)
 		crash_kdump_set_deadline(vm->crash, 0);
 }
 
+/* The event of a crash known only from a salvaged panic record. */
+#define VM_EVENT_SALVAGED "PANIC_RECORD"
+
 static void vm_close_crash(struct vm *vm, const char *outcome,
 			   const char *fmt, ...) _printf_(3, 4);
 
@@ -781,6 +784,25 @@ static void vm_on_set_action(struct qmp *q, const struct qmp_msg *reply, void *u
 			 vm->cfg.name, reply->error_class, reply->error_desc);
 }
 
+/*
+ * The mailbox held a panic record at daemon start (salvaged, SPEC §4.1) and
+ * no crash is open: the guest panicked while no daemon watched, and QEMU
+ * does not hold it. It ran on into kdump or was restarted, and which one
+ * (or whether that kdump finished) cannot be told any more: record the
+ * crash so that nothing the guest said is lost, and close it without acting.
+ */
+static void vm_salvaged_crash(struct vm *vm, const char *status)
+{
+	if (!mailbox_has_panic(vm->mbox))
+		return;
+	if (vm_new_crash(vm, VM_EVENT_SALVAGED, NULL,
+			 "a panic record salvaged from the mailbox at daemon start: the guest panicked while no daemon watched") < 0)
+		return;
+	vm_close_crash(vm, "not-needed",
+		       "found after the fact (VM status %s): panicbroker did not see the panic happen, so it takes no action",
+		       status);
+}
+
 static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
 				void *ud)
 {
@@ -798,8 +820,10 @@ static void vm_on_attach_status(struct qmp *q, const struct qmp_msg *reply,
 	vm->last_problem[0] = '\0';
 
 	if (!c) {
-		if (strcmp(status, "guest-panicked") != 0)
+		if (strcmp(status, "guest-panicked") != 0) {
+			vm_salvaged_crash(vm, status);
 			return;
+		}
 		if (vm_new_crash(vm, PB_PVPANIC_QMP_PANICKED, NULL,
 				 "found the VM in guest-panicked at attach; its QMP event was missed") < 0)
 			return;
@@ -888,10 +912,14 @@ static void vm_on_event(struct qmp *q _unused_, const struct qmp_msg *ev, void *
 		mailbox_poll(vm->mbox);
 		vm_on_crash_event(vm, ev);
 	}
-	else if (strcmp(ev->event, "RESET") == 0)
+	else if (strcmp(ev->event, "RESET") == 0) {
+		/* The kdump kernel's last reports come right before its reboot. */
+		mailbox_drain(vm->mbox);
 		vm_on_reset(vm, ev);
-	else if (strcmp(ev->event, "SHUTDOWN") == 0)
+	} else if (strcmp(ev->event, "SHUTDOWN") == 0) {
+		mailbox_drain(vm->mbox);
 		vm_on_shutdown(vm, ev);
+	}
 	else if (strcmp(ev->event, "DUMP_COMPLETED") == 0)
 		snapshot_on_event(vm->snap, ev);
 }

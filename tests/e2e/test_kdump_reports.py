@@ -1,18 +1,19 @@
 # SPDX-License-Identifier: MIT
-"""pbreport in a real kdump kernel, through the real panicbroker.ko and the
-broker channel, to the real daemon: the test bed's crash kernel
-(tests/guest/kdump-init) loads the module (pbtest.kdump_module=1) and sends
-its reports with /bin/pbreport; the VM has the mailbox (Guest(mailbox=...))
-and the daemon the same file (mailbox=).
+"""The kdump kernel's session, end to end: the test bed's crash kernel
+(tests/guest/kdump-init) loads the real panicbroker.ko (pbtest.kdump_module=1)
+and reports with the real /bin/pbreport over the broker channel to the real
+daemon, which coordinates kdump from those reports (protocol/SPEC.md §4.4,
+docs/record.md "The kdump session").
 
-- failure path (pbtest.kdump_fail=1: start, then "failed test bed asked for
-  a failure", then the crash kernel hangs): the crash record's
-  kdump.reports hold both, naming the crashed session;
-- normal path (start, progress 50, done --bytes <vmcore size>, then reboot
-  at once): every pbreport call succeeds in the guest. Whether the daemon
-  records them is checked too, but that is a known race (it may pick up the
-  kdump session only after the reset, when the crash is already closed); a
-  missing record is reported as xfail, not as a failure.
+- normal path: start, progress 50, done --bytes <vmcore size>, then an
+  immediate reboot: every report reaches the record (the daemon drains the
+  mailbox on the RESET), kdump.state is done, and the crash closes;
+- failure path (pbtest.kdump_fail=1): start, failed: kdump.state failed and
+  the final action (restart) follows;
+- a kdump initramfs that hangs after start (pbtest.kdump_hang=1): hung after
+  kdump_progress_timeout, then the final action;
+- a kdump kernel that never opens its session (no module in the crash
+  kernel, and hanging): hung after kdump_session_timeout, then the final action.
 
     /usr/bin/python3 -m pytest -v tests/e2e/test_kdump_reports.py
 """
@@ -21,18 +22,22 @@ import re
 
 import pytest
 
-SERIES = ("6.1", "6.12")
+from tests.lib.daemon import record_states
+
+ACCEPTED = r"VM vm1: mailbox: guest session [0-9a-f]+ accepted"
+BOOTED = r"^PBTEST: booted "
 
 
 @pytest.fixture
 def bed(tmp_path, make_guest, make_daemon):
-    def start(series, *switches):
+    def start(series, *switches, keys="", kdump_module=True):
         mbox = tmp_path / "vm1.mbox"
-        d = make_daemon([f"vm1,qmp={tmp_path}/vm1/qmp.sock,mailbox={mbox},snapshot=never"])
-        g = make_guest(series, mailbox=mbox, cmdline=["pbtest.kdump_module=1", *switches])
+        d = make_daemon([f"vm1,qmp={tmp_path}/vm1/qmp.sock,mailbox={mbox},snapshot=never{keys}"])
+        cmdline = (["pbtest.kdump_module=1"] if kdump_module else []) + list(switches)
+        g = make_guest(series, mailbox=mbox, cmdline=cmdline)
         d.wait_log(r"VM vm1: attached to QMP", 30)
         g.wait_ready(90)
-        d.wait_log(r"VM vm1: mailbox: guest session [0-9a-f]+ accepted", 30)
+        d.wait_log(ACCEPTED, 30)
         return g, d
     return start
 
@@ -42,30 +47,11 @@ def kdump_lines(g, start):
             if l.startswith("PBTEST: ") and not l.startswith("PBTEST: ack")]
 
 
-@pytest.mark.parametrize("series", SERIES)
-def test_failed_dump_is_recorded(bed, series):
-    g, d = bed(series, "pbtest.kdump_fail=1")
-    mark = g.console_offset()
-    g.command("panic")
-    g.wait_console(r"^PBTEST: kdump hanging$", 120, start=mark)
-    lines = kdump_lines(g, mark)
-    assert "PBTEST: kdump module loaded" in lines, lines
-    i = lines.index("PBTEST: pbreport start rc=0")
-    assert lines[i + 1] == "PBTEST: pbreport failed rc=0", lines
-    assert lines[i + 2] == "PBTEST: kdump hanging", lines
-
-    rec = d.wait_record(lambda r: len(r.get("kdump", {}).get("reports", [])) >= 2, 30,
-                        what="a record with two kdump reports")
-    reps = rec["kdump"]["reports"]
-    assert [r["state"] for r in reps] == ["start", "failed"], reps
-    assert reps[1]["reason"] == "test bed asked for a failure"
-    assert reps[0]["session"] == reps[1]["session"]
-    # the kdump session names the session that crashed
-    assert reps[0]["prev_session"] == reps[1]["prev_session"]
-    assert int(reps[0]["prev_session"], 16) != 0
+def closed(rec):
+    return rec["state"] == "closed"
 
 
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series", ("6.1", "6.12"))
 def test_normal_dump_reports(bed, series):
     g, d = bed(series)
     mark = g.console_offset()
@@ -80,13 +66,76 @@ def test_normal_dump_reports(bed, series):
                                   "PBTEST: kdump rebooting"], lines
     g.wait_ready(120, start=m.end())
 
-    recs = d.records()
-    reps = [r for rec in recs for r in rec.get("kdump", {}).get("reports", [])]
-    if not reps:
-        log = d.log_text()
-        lost = re.search(r"kdump \w+ reported with no open crash", log)
-        pytest.xfail("the daemon did not record the reports sent right before the reboot"
-                     + (f" ({lost[0]})" if lost else ""))
-    assert [r["state"] for r in reps] == ["start", "progress", "done"], reps
-    assert reps[1]["percent"] == 50
-    assert reps[2]["bytes"] == size
+    rec = d.wait_record(closed, 60, "the crash closed")
+    k = rec["kdump"]
+    assert [r["state"] for r in k["reports"]] == ["start", "progress", "done"], k
+    assert k["reports"][1]["percent"] == 50
+    assert k["state"] == "done"
+    assert k["bytes"] == size
+    assert k["linked"] is True
+    # the kdump kernel named the session that crashed: the panic record's
+    assert k["prev_session"] == k["crashed_session"] == rec["panic"]["session"]
+    assert k["session"] != k["prev_session"]
+    for t in ("session_at", "started_at", "last_report_at", "finished_at"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", k[t]), (t, k)
+    assert not k.get("session_deadline") and not k.get("progress_deadline")
+    assert record_states(rec) == ["detected", "kdump_running", "kdump_finished", "closed"]
+    assert rec["final_action_result"]["outcome"] == "not-needed"
+    assert "no open crash" not in d.log_text()
+
+
+def test_failed_dump_final_action(bed):
+    g, d = bed("6.12", "pbtest.kdump_fail=1")
+    mark = g.console_offset()
+    g.command("panic")
+    m = g.wait_console(r"^PBTEST: pbreport failed rc=0$", 120, start=mark)
+    lines = kdump_lines(g, mark)
+    i = lines.index("PBTEST: pbreport start rc=0")
+    assert lines[i + 1] == "PBTEST: pbreport failed rc=0", lines
+
+    rec = d.wait_record(closed, 60, "the crash closed by the final action")
+    k = rec["kdump"]
+    assert [r["state"] for r in k["reports"]] == ["start", "failed"], k
+    assert k["state"] == "failed"
+    assert k["reason"] == "test bed asked for a failure"
+    assert k["linked"] is True
+    assert "kdump_failed" in record_states(rec)
+    assert rec["final_action_result"]["action"] == "restart"
+    assert rec["final_action_result"]["outcome"] == "applied"
+    # the host reset the hanging kdump kernel: the guest boots again
+    g.wait_console(BOOTED, 120, start=m.end())
+
+
+def test_hanging_kdump_becomes_hung(bed):
+    g, d = bed("6.1", "pbtest.kdump_hang=1", keys=",kdump_progress_timeout=8")
+    mark = g.console_offset()
+    g.command("panic")
+    m = g.wait_console(r"^PBTEST: kdump hanging$", 120, start=mark)
+    assert "PBTEST: pbreport start rc=0" in kdump_lines(g, mark)
+
+    rec = d.wait_record(closed, 90, "the crash closed after the progress deadline")
+    k = rec["kdump"]
+    assert [r["state"] for r in k["reports"]] == ["start"], k
+    assert k["state"] == "hung"
+    assert k["reason"] == "no progress for 8 s"
+    assert "kdump_timeout" in record_states(rec)
+    assert rec["final_action_result"]["outcome"] == "applied"
+    g.wait_console(BOOTED, 120, start=m.end())
+
+
+def test_silent_kdump_kernel_becomes_hung(bed):
+    """No module in the crash kernel: its session never opens."""
+    g, d = bed("6.12", "pbtest.kdump_hang=1", keys=",kdump_session_timeout=8",
+               kdump_module=False)
+    mark = g.console_offset()
+    g.command("panic")
+    m = g.wait_console(r"^PBTEST: kdump hanging$", 120, start=mark)
+    assert "PBTEST: pbreport skipped: no /dev/panicbroker" in kdump_lines(g, mark)
+
+    rec = d.wait_record(closed, 90, "the crash closed after the session deadline")
+    k = rec["kdump"]
+    assert k["state"] == "hung"
+    assert k["reason"] == "no kdump session within 8 s"
+    assert not k.get("reports")
+    assert rec["final_action_result"]["outcome"] == "applied"
+    g.wait_console(BOOTED, 120, start=m.end())
