@@ -59,6 +59,7 @@ struct mailbox {
 	bool have_hello;
 	unsigned int ctl_crc_fails;
 	bool busy;			/* a session is in HELLO..UNLOADING */
+	bool slot_retry;		/* a panic record held back by the rate limit */
 	bool dirty;			/* the open crash's record changed */
 	uint64_t unknown;		/* ring records of unknown types, skipped */
 	uint64_t unknown_recorded;
@@ -278,6 +279,9 @@ static void mailbox_record_panic(struct mailbox *m,
 	u = json_object_new_object();
 	json_object_object_add(u, "acked", json_object_new_boolean(false));
 	json_object_object_add(rec, "unload", u);
+	/* A record that came after the crash opened confirms its session. */
+	if (c && c->crashed_session == v->session_id)
+		crash_set_crashed_session(c, v->session_id, "panic slot");
 	mailbox_done(m, c);
 	m->panic_session = v->session_id;
 	m->panic_seq = v->seq;
@@ -303,12 +307,20 @@ static void mailbox_read_slot(struct mailbox *m, const char *source)
 	if (r == 0 || (v.session_id == m->panic_session && v.seq == m->panic_seq))
 		return;
 	/* A guest rewriting its slot over and over: one record a second. */
+	/*
+	 * A guest rewriting its slot over and over: one record a second. The
+	 * slot is read again once the second is over, so a real panic that
+	 * follows another closely is late, not lost; what a flood overwrote
+	 * in between is.
+	 */
 	if (m->panic_usec && mailbox_now(m) - m->panic_usec < USEC_PER_SEC) {
 		if (!mailbox_logged(m, "panic records too fast"))
-			log_warn("VM %s: mailbox: more than one panic record a second; the excess is ignored",
+			log_warn("VM %s: mailbox: more than one panic record a second; the next is read when the second is over",
 				 m->vm);
+		m->slot_retry = true;
 		return;
 	}
+	m->slot_retry = false;
 	m->panic_usec = mailbox_now(m);
 	mailbox_record_panic(m, &v, source);
 }
@@ -638,6 +650,8 @@ static void mailbox_do_poll(struct mailbox *m, bool doorbell)
 	if (!mailbox_file_intact(m))
 		return;
 	pb_mbox_host_heartbeat(m->map, ++m->heartbeat);
+	if (m->slot_retry && mailbox_now(m) - m->panic_usec >= USEC_PER_SEC)
+		mailbox_read_slot(m, "mailbox, held back by the rate limit");
 	r = pb_mbox_guest_ctl_read(m->map, &g, &reason);
 	if (r == -EBADMSG && ++m->ctl_crc_fails < MAILBOX_CTL_CRC_TRIES) {
 		m->busy = true;	/* torn: look again soon */
@@ -726,7 +740,7 @@ static bool mailbox_fast(struct mailbox *m)
 {
 	const struct crash *c;
 
-	if (m->busy || m->timing_polls)
+	if (m->busy || m->timing_polls || m->slot_retry)
 		return true;
 	c = m->ops->crash(m->ud);
 	return c && c->state == CRASH_KDUMP_RUNNING;
