@@ -102,8 +102,8 @@ def run_case(kdir, work, case, panics):
                 raise RuntimeError(f"no broker channel line:\n{text[-2000:]}")
             rec_rtt = None
             if case == "channel":
-                session = "0x" + acked.group(1)
-                rec = d.wait_record(lambda r: r.get("panic", {}).get("session") == session
+                session = int(acked.group(1), 16)
+                rec = d.wait_record(lambda r: int(r.get("panic", {}).get("session", "0"), 16) == session
                                     and r.get("unload", {}).get("rtt_us") is not None,
                                     60, "the panic's record")
                 rec_rtt = rec["unload"]["rtt_us"]

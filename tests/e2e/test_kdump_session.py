@@ -8,7 +8,6 @@ QEMU (a system_reset is answered with a RESET event), so no real guest is
 needed. The daemon is the sanitized build, checked when it stops.
 """
 
-import glob
 import json
 import os
 import shutil
@@ -19,29 +18,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.lib.daemon import BUILD, SCALE, Daemon, daemon_binary, record_states
+from tests.lib.daemon import SCALE, Daemon, daemon_binary, record_states
 from tests.lib.fakeqmp import FakeQMP
-
-FAKEGUEST = os.path.join(BUILD, "pbfakeguest")
-
-
-def guest(mbox, *args, timeout=30):
-    """Runs the fake guest; returns its key=value output as a dict."""
-    p = subprocess.run([FAKEGUEST, mbox, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    out = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
-    out["rc"] = p.returncode
-    out["stderr"] = p.stderr
-    return out
-
-
-def records(spool):
-    out = []
-    for path in sorted(glob.glob(os.path.join(spool, "crashes", "*", "record.json"))):
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
-
+from tests.lib.fakeguest import FAKEGUEST, guest, records
 
 def wait_rec(spool, pred, what, timeout=15):
     """The first record matching @pred, waited for."""

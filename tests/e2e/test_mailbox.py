@@ -6,8 +6,6 @@ well-behaved FakeQMP plays QEMU, so no real guest is needed. The daemon is the
 sanitized build, checked for sanitizer reports when it stops.
 """
 
-import glob
-import json
 import os
 import shutil
 import subprocess
@@ -16,29 +14,9 @@ import time
 
 import pytest
 
-from tests.lib.daemon import BUILD, Daemon
+from tests.lib.daemon import Daemon
 from tests.lib.fakeqmp import FakeQMP
-
-FAKEGUEST = os.path.join(BUILD, "pbfakeguest")
-
-
-def guest(mbox, *args, timeout=20):
-    """Runs the fake guest; returns its key=value output as a dict."""
-    p = subprocess.run([FAKEGUEST, mbox, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    out = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
-    out["rc"] = p.returncode
-    out["stderr"] = p.stderr
-    return out
-
-
-def records(spool):
-    out = []
-    for path in sorted(glob.glob(os.path.join(spool, "crashes", "*", "record.json"))):
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
-
+from tests.lib.fakeguest import FAKEGUEST, guest, records
 
 def wait_for(pred, timeout=10, what="condition"):
     deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "scratch.h"
 #include "crash.h"
 #include "spool.h"
 #include "util.h"
@@ -22,22 +23,17 @@
 #define CRASHED 0x1111222233334444ULL
 #define KSESSION 0xabcdef0000000001ULL
 
-static char dir[64];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/pbkdumpXXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return scratch_setup("/tmp/pbkdumpXXXXXX");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return scratch_teardown();
 }
 
 /* A crash in memory only, as crash_new() builds its record (no spool). */
@@ -346,7 +342,7 @@ static void test_resume(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(spool_open(dir, true, &s, err, sizeof(err)), 0);
+	assert_int_equal(spool_open(scratch_dir, true, &s, err, sizeof(err)), 0);
 
 	/* No broker channel: nothing of it comes back. */
 	c = spool_crash(s, "GUEST_CRASHLOADED");

@@ -11,26 +11,22 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "scratch.h"
 #include "crash.h"
 #include "spool.h"
 #include "util.h"
 
-static char dir[64];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/pbspoolXXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return scratch_setup("/tmp/pbspoolXXXXXX");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return scratch_teardown();
 }
 
 static void test_rfc3339_roundtrip(void **state)
@@ -99,18 +95,18 @@ static void test_record_lifecycle(void **state)
 	struct stat st;
 
 	(void)state;
-	assert_int_equal(spool_open(dir, true, &s, err, sizeof(err)), 0);
+	assert_int_equal(spool_open(scratch_dir, true, &s, err, sizeof(err)), 0);
 	/* The spool belongs to one daemon. */
-	assert_int_equal(spool_open(dir, true, &other, err, sizeof(err)), -EWOULDBLOCK);
+	assert_int_equal(spool_open(scratch_dir, true, &other, err, sizeof(err)), -EWOULDBLOCK);
 	assert_non_null(strstr(err, "in use by another panicbrokerd"));
 
 	c = new_crash(s, "GUEST_CRASHLOADED", 1700000000123456ULL);
 	assert_string_equal(c->id, "20231114T221320.123456Z-vm1");
 	assert_true(c->kdump_loaded);
 	/* Published whole: the directory appears with its record, nothing else. */
-	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", dir, c->id);
+	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", scratch_dir, c->id);
 	assert_int_equal(access(path, R_OK), 0);
-	snprintf(path, sizeof(path), "%s/crashes/.new-%s", dir, c->id);
+	snprintf(path, sizeof(path), "%s/crashes/.new-%s", scratch_dir, c->id);
 	assert_int_not_equal(access(path, F_OK), 0);
 	assert_int_equal(crash_save(c), 0);
 	/* Same microsecond, same VM: a distinct id, nothing overwritten. */
@@ -118,7 +114,7 @@ static void test_record_lifecycle(void **state)
 	assert_string_equal(c2->id, "20231114T221320.123456Z-vm1-2");
 	assert_int_equal(crash_save(c2), 0);
 
-	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", dir, c->id);
+	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", scratch_dir, c->id);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0640);
 
@@ -155,7 +151,7 @@ static void test_record_lifecycle(void **state)
 	json_object_put(rec);
 
 	/* No temporary file is left beside the record. */
-	snprintf(path, sizeof(path), "%s/crashes/%s/.record.json.tmp", dir, c->id);
+	snprintf(path, sizeof(path), "%s/crashes/%s/.record.json.tmp", scratch_dir, c->id);
 	assert_int_not_equal(access(path, F_OK), 0);
 
 	assert_int_equal(spool_list(s, &ids, &n), 0);
@@ -164,7 +160,7 @@ static void test_record_lifecycle(void **state)
 	spool_free_ids(ids, n);
 
 	/* A record that is not JSON is reported, not trusted. */
-	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", dir, c2->id);
+	snprintf(path, sizeof(path), "%s/crashes/%s/record.json", scratch_dir, c2->id);
 	FILE *f = fopen(path, "w");
 	fputs("{\"vm\": ", f);
 	fclose(f);
