@@ -41,14 +41,20 @@ def main():
     os.makedirs(workdir)
     os.environ.setdefault("PB_DAEMON", os.path.join(BUILD, "panicbrokerd"))
 
-    say(f"booting a Debian {series} guest (kdump loaded, panicbroker.ko loaded) in QEMU")
-    g = Guest(guests[series], workdir)
+    say(f"booting a Debian {series} guest (kdump loaded, panicbroker.ko loaded, "
+        "a broker-channel mailbox) in QEMU")
+    mbox = os.path.join(workdir, "mailbox")
+    g = Guest(guests[series], workdir, mailbox=mbox, cmdline=["pbtest.kdump_module=1"])
     g.start()
-    d = Daemon(workdir, [f"demo,qmp={g.qmp_path},snapshot=always"], log_level="info")
+    d = Daemon(workdir, [f"demo,qmp={g.qmp_path},mailbox={mbox},snapshot=always"],
+               log_level="info")
     d.start()
     try:
         d.wait_log(r"VM demo: attached to QMP", 30)
         g.wait_ready(120)
+        # the session reopened once kexec -p loaded the crash kernel
+        m = g.wait_console(r"panicbroker: mailbox: crash kernel loaded", 30)
+        g.wait_console(r"panicbroker: mailbox: session \w+ accepted", 30, start=m.end())
         show("\n".join(l for l in g.console_text().splitlines()
                        if l.startswith("PBTEST:") or "panicbroker:" in l))
 
@@ -75,9 +81,20 @@ def main():
                   f"phys_base fixed: {snap['phys_base']['fixed']}")
             print(f"   makedumpfile --dump-dmesg reads it: {snap['verify']['panic_line']}")
 
-        say("the kdump kernel finishes and reboots the guest; the crash closes")
+        say("the kdump kernel reports over the broker channel, reboots the guest; the crash closes")
         g.wait_console(r"^PBTEST: booted", 120, start=m.end())
-        d.wait_record(lambda r: r["state"] == "closed", 60)
+        rec = d.wait_record(lambda r: r["state"] == "closed", 60)
+
+        say("what the guest told the host over the broker channel")
+        p, k, u = rec.get("panic", {}), rec.get("kdump", {}), rec.get("unload", {})
+        print(f"   panic.message: {p.get('message')!r}")
+        print(f"   guest.kernel_release: {rec.get('guest', {}).get('kernel_release')}")
+        print(f"   unload: acked {u.get('acked')}, round trip {u.get('rtt_us')} us; "
+              f"tier {p.get('tier_us')} us before pvpanic")
+        print(f"   kdump.state: {k.get('state')}, reports "
+              f"{[r['state'] for r in k.get('reports', [])]}, bytes {k.get('bytes')}")
+        print("   panic.log_tail (last lines):")
+        show("\n".join((p.get("log_tail") or "").splitlines()[-12:]), prefix="   | ")
 
         say(f"pbctl --spool {d.spool} list")
         show(subprocess.run([os.path.join(BUILD, "pbctl"), "--spool", d.spool, "list"],
