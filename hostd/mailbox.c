@@ -120,6 +120,11 @@ static json_object *mailbox_obj(json_object *parent, const char *key)
 	return o;
 }
 
+bool mailbox_has_panic(const struct mailbox *m)
+{
+	return m && m->pending && json_object_object_get_ex(m->pending, "panic", NULL);
+}
+
 /* Where new facts go: the open crash's record, else the pending object. */
 static json_object *mailbox_target(struct mailbox *m, struct crash **ret)
 {
@@ -435,8 +440,7 @@ static void mailbox_accept(struct mailbox *m, const struct pb_mbox_guest_info *g
 		/* The guest booted again and no pvpanic event came in between:
 		 * what it said belongs to no crash the daemon will see. */
 		log_warn("VM %s: mailbox: a new guest session opened before any crash record took what the guest said (%s); dropped",
-			 m->vm, json_object_object_get_ex(m->pending, "panic", NULL) ?
-					"its panic record" : "its reports");
+			 m->vm, mailbox_has_panic(m) ? "its panic record" : "its reports");
 		json_object_put(m->pending);
 		m->pending = NULL;
 	}
@@ -746,12 +750,18 @@ static bool mailbox_fast(struct mailbox *m)
 	return c && c->state == CRASH_KDUMP_RUNNING;
 }
 
+/* One look at the mailbox, and what it found into the record. */
+static void mailbox_look(struct mailbox *m, bool doorbell)
+{
+	mailbox_do_poll(m, doorbell);
+	mailbox_flush(m);
+}
+
 static int mailbox_on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct mailbox *m = ud;
 
-	mailbox_do_poll(m, false);
-	mailbox_flush(m);
+	mailbox_look(m, false);
 	sd_event_source_set_time(s, usec + (mailbox_fast(m) ? MAILBOX_BUSY_POLL_USEC :
 							      MAILBOX_IDLE_POLL_USEC));
 	sd_event_source_set_enabled(s, SD_EVENT_ON);
@@ -762,8 +772,7 @@ void mailbox_poll(struct mailbox *m)
 {
 	if (!m)
 		return;
-	mailbox_do_poll(m, true);
-	mailbox_flush(m);
+	mailbox_look(m, true);
 	/* Busy again: make the timer fire soon. */
 	if (mailbox_fast(m))
 		sd_event_source_set_time_relative(m->timer, MAILBOX_BUSY_POLL_USEC);
@@ -771,15 +780,8 @@ void mailbox_poll(struct mailbox *m)
 
 void mailbox_drain(struct mailbox *m)
 {
-	if (!m)
-		return;
-	mailbox_do_poll(m, false);
-	mailbox_flush(m);
-}
-
-bool mailbox_has_panic(const struct mailbox *m)
-{
-	return m && m->pending && json_object_object_get_ex(m->pending, "panic", NULL);
+	if (m)
+		mailbox_look(m, false);
 }
 
 void mailbox_attach(struct mailbox *m)
@@ -794,8 +796,7 @@ void mailbox_attach(struct mailbox *m)
 	/* Which session crashed: the one whose panic record is waiting, else
 	 * the guest's NORMAL session open at the pvpanic event. */
 	if (!c->crashed_session) {
-		if (m->pending && json_object_object_get_ex(m->pending, "panic", NULL) &&
-		    m->panic_session)
+		if (mailbox_has_panic(m) && m->panic_session)
 			crash_set_crashed_session(c, m->panic_session, "panic slot");
 		else if (m->session && m->role == PB_MBOX_ROLE_NORMAL)
 			crash_set_crashed_session(c, m->session,
