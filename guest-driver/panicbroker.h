@@ -73,7 +73,7 @@ struct pb_clock_wait {
 
 void pb_clock_wait_start(struct pb_clock_wait *w, u64 limit_us);
 bool pb_clock_wait_more(struct pb_clock_wait *w);
-u32 pb_clock_wait_elapsed_us(const struct pb_clock_wait *w);
+u32 pb_clock_us_since(u64 start_ns);
 
 void pb_tier_arm(const struct pb_pvpanic *pv);
 void pb_tier_run(enum pb_tier_caller from, bool from_oops);

@@ -95,11 +95,13 @@ const struct pb_chan_view *pb_chan_view_get(void)
 	return smp_load_acquire(&pb_chan_cur);
 }
 
-/* The wait for UNLOAD_ACK: the smaller of ours and the host's, 0..1000. */
+/*
+ * The wait for UNLOAD_ACK: the smaller of ours (unload_wait_ms=, at most
+ * PB_MBOX_UNLOAD_WAIT_MAX_MS, checked at load) and the host's.
+ */
 static u32 pb_chan_wait_ms(void)
 {
-	u32 ms = min_t(u32, pb_chan.params.unload_wait_ms,
-		       PB_MBOX_UNLOAD_WAIT_MAX_MS);
+	u32 ms = pb_chan.params.unload_wait_ms;
 
 	if (pb_chan.host_wait_ms)
 		ms = min(ms, pb_chan.host_wait_ms);
@@ -110,8 +112,7 @@ unsigned int pb_chan_budget_us(void)
 {
 	if (!pb_chan.params.enable)
 		return 0;
-	return min_t(u32, pb_chan.params.unload_wait_ms,
-		     PB_MBOX_UNLOAD_WAIT_MAX_MS) * USEC_PER_MSEC;
+	return pb_chan.params.unload_wait_ms * USEC_PER_MSEC;
 }
 
 static void pb_chan_publish(void)
@@ -367,12 +368,16 @@ static void pb_chan_try_open(void)
 	}
 }
 
-/* Drop the session and open a new one, on whichever mailbox is usable. */
-static void pb_chan_reopen(void)
+/*
+ * Drop the session and open a new one, on whichever mailbox is usable.
+ * Returns the delay until the next look.
+ */
+static unsigned long pb_chan_reopen(void)
 {
 	pb_chan_unpublish();
 	pb_chan.dev = NULL;
 	pb_chan_try_open();
+	return pb_chan.dev ? PB_CHAN_ACK_POLL : PB_CHAN_FORMAT_POLL;
 }
 
 /* Lock held. Returns the delay until the next look. */
@@ -385,16 +390,14 @@ static unsigned long pb_chan_step(void)
 	}
 	if (pb_chan_host_changed()) {
 		pr_info("mailbox: the host reformatted the mailbox (daemon restarted?); opening a new session\n");
-		pb_chan_reopen();
-		return pb_chan.dev ? PB_CHAN_ACK_POLL : PB_CHAN_FORMAT_POLL;
+		return pb_chan_reopen();
 	}
 	if (pb_chan.accepted && !pb_chan.kdump &&
 	    kexec_crash_loaded() != pb_chan.hello_crash_loaded) {
 		/* HELLO said otherwise: tell the host with a new one. */
 		pr_info("mailbox: crash kernel %s; opening a new session to say so\n",
 			pb_chan.hello_crash_loaded ? "unloaded" : "loaded");
-		pb_chan_reopen();
-		return PB_CHAN_ACK_POLL;
+		return pb_chan_reopen();
 	}
 	if (pb_chan.accepted || pb_chan.broken)
 		return PB_CHAN_GEN_POLL;
@@ -579,7 +582,7 @@ void pb_chan_exit(void)
 		return;
 	if (pb_chan.kdump)
 		pb_cdev_unregister();
-	cancel_delayed_work_sync(&pb_chan.work);
+	/* The work takes the lock, so it may run while the devices go. */
 	pci_unregister_driver(&pb_chan_driver);
 	cancel_delayed_work_sync(&pb_chan.work);
 	pb_chan_panic_exit();

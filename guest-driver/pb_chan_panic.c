@@ -128,7 +128,7 @@ static u32 pb_chan_wait_ack(const void *base, u64 session, u32 seq, u32 ms,
 		}
 		udelay(PB_CHAN_ACK_STEP_US);
 	} while (pb_clock_wait_more(&w));
-	return pb_clock_wait_elapsed_us(&w);
+	return pb_clock_us_since(w.start);
 }
 
 /**

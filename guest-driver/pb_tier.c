@@ -92,12 +92,6 @@ static void pb_tier_pick_event(struct pb_tier_ctx *ctx)
 	ctx->event = want;
 }
 
-static u32 pb_tier_elapsed_us(const struct pb_tier_ctx *ctx)
-{
-	return (u32)min_t(u64, div_u64(ktime_get_mono_fast_ns() - ctx->start_ns,
-				       NSEC_PER_USEC), U32_MAX - 1);
-}
-
 /* The broker channel's line: what the host got, and how fast it answered. */
 static void pb_tier_report_chan(const struct pb_chan_result *r)
 {
@@ -158,7 +152,7 @@ static void pb_tier_steps(struct pb_tier_ctx *ctx)
 	pb_chan_panic(&args, &ctx->chan);
 
 	pb_tier_pick_event(ctx);
-	us = pb_tier_elapsed_us(ctx);
+	us = pb_clock_us_since(ctx->start_ns);
 	pb_chan_panic_timing(&ctx->chan, us);
 	pb_tier_report(ctx, us);
 	if (ctx->event)
@@ -212,9 +206,10 @@ bool pb_clock_wait_more(struct pb_clock_wait *w)
 	return now - w->start < w->limit_ns;
 }
 
-u32 pb_clock_wait_elapsed_us(const struct pb_clock_wait *w)
+/* Microseconds from @start_ns (ktime_get_mono_fast_ns()) to now, capped. */
+u32 pb_clock_us_since(u64 start_ns)
 {
-	u64 us = div_u64(ktime_get_mono_fast_ns() - w->start, NSEC_PER_USEC);
+	u64 us = div_u64(ktime_get_mono_fast_ns() - start_ns, NSEC_PER_USEC);
 
 	return (u32)min_t(u64, us, U32_MAX - 1);
 }
