@@ -222,3 +222,23 @@ def test_hostile_neighbour_real_vm_served(make_guest, make_daemon, tmp_path):
     finally:
         qa.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_reload_with_a_session_then_panic(attach, tmp_path):
+    """rmmod with a session open closes it; each insmod opens a new one, and
+    the panic record comes through the last one."""
+    g, d, _ = attach_mailbox(attach, tmp_path, "6.1")
+    mark = g.console_offset()
+    g.command("reload 5")
+    g.wait_console(r"^PBTEST: reload done 5", 120, start=mark)
+    opened = re.findall(r"panicbroker: mailbox [0-9a-f:.]+: session ([0-9a-f]{16}) opened",
+                        g.console_text()[mark:])
+    assert len(set(opened)) == 5, opened
+    g.wait_console(r"panicbroker: mailbox: session %s accepted by " % opened[-1], 30,
+                   start=mark)
+    console = panic_and_wait_kdump(g)
+    chan = re.search(ACKED, console)
+    assert chan and chan.group(1) == opened[-1], console[-3000:]
+    rec = d.wait_record(with_panic, 60, "the panic record")
+    assert int(rec["panic"]["session"], 16) == int(opened[-1], 16)
+    assert rec["panic"]["message"] == "sysrq triggered crash"
