@@ -2,9 +2,11 @@
 /*
  * panicbroker: interfaces between the parts of the module.
  *
- * pb_main.c    parameters, load and unload, the mode line
+ * pb_main.c    parameters, load and unload (the order of every part's
+ *              init and exit), the mode line
  * pb_pvpanic.c finding the pvpanic device and writing to it
  * pb_tier.c    the hypervisor tier, run at most once per boot
+ * pb_clock.c   the panic path's clock: elapsed time, bounded waits
  * pb_hook.c    the two ways into the tier: a kprobe and a panic notifier
  * pb_chan.c    the broker channel: the ivshmem mailbox and its session
  * pb_chan_panic.c  the channel's steps in the tier: panic record, UNLOAD
@@ -65,7 +67,7 @@ enum pb_tier_caller {
 	PB_FROM_NOTIFIER,
 };
 
-/* A bounded wait in panic context (pb_tier.c). */
+/* A bounded wait in panic context (pb_clock.c). */
 struct pb_clock_wait {
 	u64 start, last, limit_ns;
 	u32 stuck;

@@ -112,7 +112,8 @@ static u64 pb_chan_taint(void)
  * Wait for UNLOAD_ACK, at most @ms by the clock. udelay() cannot be the
  * measure: it is calibrated loosely in virtual machines (under TCG it runs
  * many times too fast). If the clock stops moving, give up after
- * PB_CLOCK_STUCK_STEPS steps. Returns the time waited in microseconds.
+ * PB_CLOCK_STUCK_STEPS steps (pb_clock.c). Returns the time waited in
+ * microseconds.
  */
 static u32 pb_chan_wait_ack(const void *base, u64 session, u32 seq, u32 ms,
 			    bool *acked)

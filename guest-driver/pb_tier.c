@@ -16,7 +16,6 @@
 #include <linux/delay.h>
 #include <linux/kernel.h>
 #include <linux/kexec.h>
-#include <linux/math64.h>
 #include <linux/smp.h>
 #include <linux/timekeeping.h>
 
@@ -174,44 +173,6 @@ static void pb_tier_wait(void)
 		if (!pb_clock_wait_more(&w))
 			return;
 	}
-}
-
-/*
- * Bounded waits in panic context, measured by the NMI-safe monotonic clock
- * (udelay() alone is not a measure in a VM), with a backstop for a clock
- * that has stopped: PB_CLOCK_STUCK_STEPS readings in a row that do not move.
- */
-#define PB_CLOCK_STUCK_STEPS	100000
-
-void pb_clock_wait_start(struct pb_clock_wait *w, u64 limit_us)
-{
-	w->start = ktime_get_mono_fast_ns();
-	w->last = w->start;
-	w->limit_ns = limit_us * NSEC_PER_USEC;
-	w->stuck = 0;
-}
-
-/* False once the limit has passed, or the clock is stuck. */
-bool pb_clock_wait_more(struct pb_clock_wait *w)
-{
-	u64 now = ktime_get_mono_fast_ns();
-
-	if (now == w->last) {
-		if (++w->stuck >= PB_CLOCK_STUCK_STEPS)
-			return false;
-	} else {
-		w->stuck = 0;
-		w->last = now;
-	}
-	return now - w->start < w->limit_ns;
-}
-
-/* Microseconds from @start_ns (ktime_get_mono_fast_ns()) to now, capped. */
-u32 pb_clock_us_since(u64 start_ns)
-{
-	u64 us = div_u64(ktime_get_mono_fast_ns() - start_ns, NSEC_PER_USEC);
-
-	return (u32)min_t(u64, us, U32_MAX - 1);
 }
 
 /**
