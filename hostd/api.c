@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The local API's server: the unix socket, libmicrohttpd on the sd-event
+ * loop, the route table and the reply helpers (api.h). The /v1 routes are in
+ * api_v1.c.
+ */
+#include <grp.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "api.h"
+#include "common.h"
+#include "util.h"
+
+#define API_LISTEN_BACKLOG 64
+/* Below SD_EVENT_PRIORITY_NORMAL: VM events go first when both are pending. */
+#define API_EVENT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+
+struct api_route {
+	char method[8];
+	char *pattern;
+	size_t prefix_len; /* a prefix route: the length before '*'; else 0 */
+	api_handler_fn fn;
+	void *userdata;
+};
+
+struct api {
+	sd_event *event;
+	struct MHD_Daemon *mhd;
+	sd_event_source *io;
+	sd_event_source *timer;
+	char *socket_path;
+	dev_t socket_dev; /* to remove the socket only while it is ours */
+	ino_t socket_ino;
+	size_t max_body_bytes;
+	void (*log)(void *log_ud, const char *fmt, va_list ap);
+	void *log_ud;
+	struct api_route routes[API_MAX_ROUTES];
+	size_t n_routes;
+	struct api_v1 *v1;
+};
+
+/* One request: its body as it arrives. */
+struct api_call {
+	char *body;
+	size_t body_len;
+	bool too_large;
+};
+
+/* -- replies -- */
+
+static int api_reply_take(struct api_response *resp, unsigned int status,
+			  const char *content_type, char *body, size_t len)
+{
+	free(resp->body);
+	*resp = (struct api_response){
+		.status = status,
+		.content_type = content_type,
+		.body = body,
+		.body_len = len,
+	};
+	return 0;
+}
+
+int api_reply_json(struct api_response *resp, unsigned int status,
+		   json_object *obj)
+{
+	const char *text;
+	size_t len;
+	char *copy;
+
+	if (!obj)
+		return -ENOMEM;
+	text = json_object_to_json_string_length(
+		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	copy = text ? malloc(len + 2) : NULL;
+	if (!copy) {
+		json_object_put(obj);
+		return -ENOMEM;
+	}
+	memcpy(copy, text, len);
+	copy[len++] = '\n';
+	copy[len] = '\0';
+	json_object_put(obj);
+	return api_reply_take(resp, status, "application/json", copy, len);
+}
+
+int api_reply_error(struct api_response *resp, unsigned int status,
+		    const char *fmt, ...)
+{
+	json_object *o = json_object_new_object();
+	char phrase[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(phrase, sizeof(phrase), fmt, ap);
+	va_end(ap);
+	if (!o || json_object_object_add(o, "error", json_object_new_string(phrase)) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	return api_reply_json(resp, status, o);
+}
+
+/* -- requests -- */
+
+const char *api_request_query(const struct api_request *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->priv, MHD_GET_ARGUMENT_KIND, key);
+}
+
+struct api_query_check {
+	const char *const *allowed;
+	size_t n_allowed;
+	unsigned int seen;
+	const char *bad;
+	bool repeated;
+};
+
+static enum MHD_Result api_query_visit(void *cls, enum MHD_ValueKind kind,
+				       const char *key, const char *value)
+{
+	struct api_query_check *q = cls;
+
+	(void)kind;
+	(void)value;
+	for (size_t i = 0; i < q->n_allowed && i < 32; i++) {
+		if (strcmp(key, q->allowed[i]) != 0)
+			continue;
+		if (q->seen & (1u << i)) {
+			q->bad = key;
+			q->repeated = true;
+			return MHD_NO;
+		}
+		q->seen |= 1u << i;
+		return MHD_YES;
+	}
+	q->bad = key;
+	return MHD_NO;
+}
+
+int api_request_check_query(const struct api_request *rq,
+			    const char *const *allowed, size_t n_allowed,
+			    struct api_response *resp)
+{
+	struct api_query_check q = { .allowed = allowed, .n_allowed = n_allowed };
+	int r;
+
+	/* The count it returns is of no use: q says what was wrong. */
+	(void)MHD_get_connection_values(rq->priv, MHD_GET_ARGUMENT_KIND,
+					api_query_visit, &q);
+	if (!q.bad)
+		return 0;
+	r = q.repeated ? api_reply_error(resp, 400, "query parameter '%.64s' given twice", q.bad)
+		       : api_reply_error(resp, 400, "unknown query parameter '%.64s'", q.bad);
+	return r < 0 ? r : -EINVAL;
+}
+
+int api_add_route(struct api *a, const char *method, const char *pattern,
+		  api_handler_fn fn, void *userdata)
+{
+	struct api_route *rt;
+	size_t n = strlen(pattern);
+
+	if (a->n_routes >= API_MAX_ROUTES)
+		return -E2BIG;
+	if (strlen(method) >= sizeof(rt->method) || n == 0 || pattern[0] != '/' || !fn)
+		return -EINVAL;
+	rt = &a->routes[a->n_routes];
+	*rt = (struct api_route){ .fn = fn, .userdata = userdata };
+	strcpy(rt->method, method);
+	rt->pattern = strdup(pattern);
+	if (!rt->pattern)
+		return -ENOMEM;
+	if (pattern[n - 1] == '*')
+		rt->prefix_len = n - 1;
+	a->n_routes++;
+	return 0;
+}
+
+/* @ret_rest: what a prefix route leaves of @path. */
+static bool api_route_matches(const struct api_route *rt, const char *path,
+			      const char **ret_rest)
+{
+	if (rt->prefix_len) {
+		if (strncmp(path, rt->pattern, rt->prefix_len) != 0)
+			return false;
+		*ret_rest = path + rt->prefix_len;
+		return true;
+	}
+	*ret_rest = "";
+	return strcmp(path, rt->pattern) == 0;
+}
+
+/* Finds the handler, or answers 404 / 405 (with the methods in @allow). */
+static const struct api_route *api_route_find(struct api *a, const char *method,
+					      const char *path, const char **ret_rest,
+					      char *allow, size_t allow_len)
+{
+	size_t used = 0;
+
+	allow[0] = '\0';
+	for (size_t i = 0; i < a->n_routes; i++) {
+		const struct api_route *rt = &a->routes[i];
+		const char *rest;
+
+		if (!api_route_matches(rt, path, &rest))
+			continue;
+		if (strcmp(rt->method, method) == 0) {
+			*ret_rest = rest;
+			return rt;
+		}
+		if (!strstr(allow, rt->method) && used + strlen(rt->method) + 3 < allow_len)
+			used += (size_t)snprintf(allow + used, allow_len - used, "%s%s",
+						 used ? ", " : "", rt->method);
+	}
+	return NULL;
+}
+
+/* -- libmicrohttpd glue -- */
+
+static enum MHD_Result api_queue(struct MHD_Connection *conn,
+				 struct api_response *resp, const char *allow)
+{
+	struct MHD_Response *m;
+	enum MHD_Result ok;
+
+	m = MHD_create_response_from_buffer(resp->body_len, resp->body,
+					    MHD_RESPMEM_MUST_FREE);
+	if (!m)
+		return MHD_NO; /* the connection is closed */
+	resp->body = NULL; /* libmicrohttpd's now */
+	if (MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE,
+				    resp->content_type ? resp->content_type : "text/plain") != MHD_YES ||
+	    (allow && MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
+	    (resp->header_name && resp->header_value &&
+	     MHD_add_response_header(m, resp->header_name, resp->header_value) != MHD_YES)) {
+		MHD_destroy_response(m);
+		return MHD_NO;
+	}
+	ok = MHD_queue_response(conn, resp->status, m);
+	MHD_destroy_response(m); /* dropped once sent */
+	return ok;
+}
+
+/* An error the server itself answers; without memory, the connection goes. */
+static enum MHD_Result api_queue_error(struct MHD_Connection *conn,
+				       unsigned int status, const char *allow,
+				       const char *phrase)
+{
+	struct api_response resp = { 0 };
+
+	if (api_reply_error(&resp, status, "%s", phrase) < 0)
+		return MHD_NO;
+	return api_queue(conn, &resp, allow);
+}
+
+static void api_request_peer(struct MHD_Connection *conn, struct api_request *rq)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	socklen_t len = sizeof(rq->peer);
+
+	/* Without credentials has_peer stays false; handlers that need them refuse. */
+	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &rq->peer, &len) == 0 &&
+	    len == sizeof(rq->peer))
+		rq->has_peer = true;
+}
+
+static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *conn,
+				    const char *url, const char *method,
+				    struct api_call *call)
+{
+	struct api_request rq = {
+		.method = method,
+		.path = url,
+		.body = call->body ? call->body : "",
+		.body_len = call->body_len,
+		.priv = conn,
+	};
+	struct api_response resp = { 0 };
+	const struct api_route *rt;
+	char allow[64], phrase[128];
+	enum MHD_Result ok;
+	int r;
+
+	rt = api_route_find(a, method, url, &rq.path_rest, allow, sizeof(allow));
+	if (!rt) {
+		if (allow[0]) {
+			snprintf(phrase, sizeof(phrase), "%.16s is not allowed here (allowed: %s)",
+				 method, allow);
+			return api_queue_error(conn, 405, allow, phrase);
+		}
+		return api_queue_error(conn, 404, NULL, "no such resource");
+	}
+	api_request_peer(conn, &rq);
+	r = rt->fn(&rq, &resp, rt->userdata);
+	if (r < 0 || resp.status == 0) {
+		free(resp.body);
+		snprintf(phrase, sizeof(phrase), "internal error: %s",
+			 strerror(r < 0 ? -r : EPROTO));
+		return api_queue_error(conn, 500, NULL, phrase);
+	}
+	ok = api_queue(conn, &resp, NULL);
+	free(resp.body); /* NULL once queued */
+	return ok;
+}
+
+static enum MHD_Result api_on_request(void *cls, struct MHD_Connection *conn,
+				      const char *url, const char *method,
+				      const char *version, const char *upload_data,
+				      size_t *upload_data_size, void **req_cls)
+{
+	struct api *a = cls;
+	struct api_call *call = *req_cls;
+
+	(void)version;
+	if (!call) {
+		const char *cl;
+		uint64_t len;
+
+		/* Headers complete: the first call, before any body. */
+		call = calloc(1, sizeof(*call));
+		if (!call)
+			return MHD_NO;
+		*req_cls = call;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && (parse_u64(cl, 0, UINT64_MAX, &len) < 0 || len > a->max_body_bytes)) {
+			char phrase[96];
+
+			/* Answered before the body is read; the connection then closes. */
+			call->too_large = true;
+			snprintf(phrase, sizeof(phrase), "request body larger than %zu bytes",
+				 a->max_body_bytes);
+			return api_queue_error(conn, 413, NULL, phrase);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		char *body;
+
+		*upload_data_size = 0;
+		/* A chunked body past the cap: no reply can be queued mid-body,
+		 * so the connection is closed. */
+		if (call->too_large || n > a->max_body_bytes - call->body_len)
+			return MHD_NO;
+		body = realloc(call->body, call->body_len + n + 1);
+		if (!body)
+			return MHD_NO;
+		memcpy(body + call->body_len, upload_data, n);
+		call->body_len += n;
+		body[call->body_len] = '\0';
+		call->body = body;
+		return MHD_YES;
+	}
+	if (call->too_large)
+		return MHD_YES; /* the 413 is queued already */
+	return api_dispatch(a, conn, url, method, call);
+}
+
+static void api_on_completed(void *cls, struct MHD_Connection *conn,
+			     void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct api_call *call = *req_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (call) {
+		free(call->body);
+		free(call);
+		*req_cls = NULL;
+	}
+}
+
+static void api_on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct api *a = cls;
+
+	if (a->log)
+		a->log(a->log_ud, fmt, ap);
+}
+
+static void api_log(struct api *a, const char *fmt, ...) _printf_(2, 3);
+static void api_log(struct api *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	api_on_mhd_log(a, fmt, ap);
+	va_end(ap);
+}
+
+/* -- the loop -- */
+
+static void api_run(struct api *a)
+{
+	MHD_UNSIGNED_LONG_LONG timeout_msec;
+	uint64_t now_usec;
+	int r;
+
+	/* MHD_run() fails only for a daemon not in external-event mode, which
+	 * this one is by construction; nothing to do about it here. */
+	(void)MHD_run(a->mhd);
+
+	if (MHD_get_timeout(a->mhd, &timeout_msec) != MHD_YES) {
+		r = sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+		/* Cannot fail for an existing source; a stray wake-up is harmless. */
+		(void)r;
+		return;
+	}
+	r = sd_event_now(a->event, CLOCK_MONOTONIC, &now_usec);
+	if (r >= 0)
+		r = sd_event_source_set_time(a->timer, now_usec + timeout_msec * USEC_PER_MSEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(a->timer, SD_EVENT_ONESHOT);
+	if (r < 0) {
+		/* Idle connections would then wait for the next I/O to be timed
+		 * out: the loop itself is not held. */
+		api_log(a, "cannot arm the API's timer: %s", strerror(-r));
+	}
+}
+
+static int api_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)s;
+	(void)fd;
+	(void)revents;
+	api_run(userdata);
+	return 0;
+}
+
+static int api_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s;
+	(void)usec;
+	api_run(userdata);
+	return 0;
+}
+
+/* -- the socket -- */
+
+/* A name or a number into @ret_gid. */
+static int api_group_resolve(const char *group, gid_t *ret_gid, char *err,
+			     size_t errlen)
+{
+	struct group grp, *found = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t buf_len = 4096;
+	uint64_t gid;
+	int r;
+
+	if (parse_u64(group, 0, (gid_t)-2, &gid) == 0) {
+		*ret_gid = (gid_t)gid;
+		return 0;
+	}
+	for (;;) {
+		free(buf);
+		buf = malloc(buf_len);
+		if (!buf)
+			return -ENOMEM;
+		r = getgrnam_r(group, &grp, buf, buf_len, &found);
+		if (r != ERANGE || buf_len >= 1024 * 1024)
+			break;
+		buf_len *= 4;
+	}
+	if (r != 0)
+		return err_set(err, errlen, -r, "cannot look up group '%s': %s", group,
+			       strerror(r));
+	if (!found)
+		return err_set(err, errlen, -ENOENT, "no group '%s'", group);
+	*ret_gid = grp.gr_gid;
+	return 0;
+}
+
+/*
+ * Clears the way for a new socket at @path: a socket nobody accepts on is
+ * stale and removed; a live one is another daemon's.
+ */
+static int api_socket_clear_stale(const struct sockaddr_un *sa, char *err,
+				  size_t errlen)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	if (lstat(sa->sun_path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return err_set(err, errlen, -errno, "cannot stat %s: %s", sa->sun_path,
+			       strerror(errno));
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return err_set(err, errlen, -EEXIST, "%s exists and is not a socket",
+			       sa->sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "cannot create a socket: %s",
+			       strerror(errno));
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
+		return err_set(err, errlen, -EADDRINUSE,
+			       "another daemon is listening on %s", sa->sun_path);
+	if (errno != ECONNREFUSED)
+		return err_set(err, errlen, -errno, "cannot probe %s: %s", sa->sun_path,
+			       strerror(errno));
+	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+		return err_set(err, errlen, -errno, "cannot remove the stale socket %s: %s",
+			       sa->sun_path, strerror(errno));
+	return 0;
+}
+
+/* The parent directory, one level, if it is missing (/run/panicbroker). */
+static int api_socket_parent(const char *path, char *err, size_t errlen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return err_set(err, errlen, -errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	return 0;
+}
+
+static int api_socket_open(struct api *a, const struct api_config *cfg,
+			   int *ret_fd, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t mode = cfg->socket_mode ? cfg->socket_mode : API_DEFAULT_SOCKET_MODE;
+	_cleanup_close_ int fd = -1;
+	bool has_gid = cfg->group && cfg->group[0];
+	gid_t gid = 0;
+	mode_t umask_saved;
+	struct stat st;
+	int r;
+
+	if (!cfg->socket_path || cfg->socket_path[0] != '/')
+		return err_set(err, errlen, -EINVAL, "the API socket needs an absolute path");
+	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
+		return err_set(err, errlen, -ENAMETOOLONG,
+			       "API socket path is longer than a unix socket allows (%zu)",
+			       sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, cfg->socket_path);
+	if (has_gid && (r = api_group_resolve(cfg->group, &gid, err, errlen)) < 0)
+		return r;
+	r = api_socket_parent(sa.sun_path, err, errlen);
+	if (r < 0)
+		return r;
+	r = api_socket_clear_stale(&sa, err, errlen);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "cannot create a socket: %s",
+			       strerror(errno));
+	/* Born 0600, widened once its group is right: never more open than meant.
+	 * The umask is the process's; the daemon is single threaded. */
+	umask_saved = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(umask_saved);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot bind %s: %s", sa.sun_path, strerror(-r));
+	if (lstat(sa.sun_path, &st) < 0) {
+		r = err_set(err, errlen, -errno, "cannot stat %s: %s", sa.sun_path,
+			    strerror(errno));
+		goto unlink;
+	}
+	a->socket_dev = st.st_dev;
+	a->socket_ino = st.st_ino;
+	if (has_gid && chown(sa.sun_path, (uid_t)-1, gid) < 0) {
+		r = err_set(err, errlen, -errno, "cannot give %s to group %s: %s",
+			    sa.sun_path, cfg->group, strerror(errno));
+		goto unlink;
+	}
+	if (chmod(sa.sun_path, mode) < 0) {
+		r = err_set(err, errlen, -errno, "cannot chmod %s: %s", sa.sun_path,
+			    strerror(errno));
+		goto unlink;
+	}
+	if (listen(fd, API_LISTEN_BACKLOG) < 0) {
+		r = err_set(err, errlen, -errno, "cannot listen on %s: %s", sa.sun_path,
+			    strerror(errno));
+		goto unlink;
+	}
+	a->socket_path = strdup(sa.sun_path);
+	if (!a->socket_path) {
+		r = -ENOMEM;
+		goto unlink;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+unlink:
+	/* Best effort: the socket is useless, a later start clears it anyway. */
+	(void)unlink(sa.sun_path);
+	return r;
+}
+
+/* Removes the socket if the file at the path is still the one we bound. */
+static void api_socket_remove(struct api *a)
+{
+	struct stat st;
+
+	if (!a->socket_path)
+		return;
+	if (lstat(a->socket_path, &st) == 0 && st.st_dev == a->socket_dev &&
+	    st.st_ino == a->socket_ino && unlink(a->socket_path) < 0)
+		api_log(a, "cannot remove %s: %s", a->socket_path, strerror(errno));
+}
+
+/* -- life -- */
+
+static int api_mhd_start(struct api *a, const struct api_config *cfg, int fd,
+			 char *err, size_t errlen)
+{
+	unsigned int flags = MHD_USE_EPOLL;
+	const union MHD_DaemonInfo *info;
+	size_t memory = cfg->connection_memory_bytes ? cfg->connection_memory_bytes
+						     : API_DEFAULT_CONNECTION_MEMORY_BYTES;
+	unsigned int max_conn = cfg->max_connections ? cfg->max_connections
+						     : API_DEFAULT_MAX_CONNECTIONS;
+	unsigned int timeout_sec = cfg->connection_timeout_sec ? cfg->connection_timeout_sec
+							       : API_DEFAULT_CONNECTION_TIMEOUT_SEC;
+	int r;
+
+	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) != MHD_YES)
+		return err_set(err, errlen, -EOPNOTSUPP, "libmicrohttpd is built without epoll");
+	if (a->log)
+		flags |= MHD_USE_ERROR_LOG;
+	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, api_on_request, a,
+				  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+				  MHD_OPTION_CONNECTION_LIMIT, max_conn,
+				  MHD_OPTION_CONNECTION_TIMEOUT, timeout_sec,
+				  MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, a,
+				  MHD_OPTION_EXTERNAL_LOGGER, api_on_mhd_log, a,
+				  MHD_OPTION_END);
+	if (!a->mhd)
+		return err_set(err, errlen, -EIO, "libmicrohttpd did not start on %s",
+			       a->socket_path);
+	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info || info->epoll_fd < 0)
+		return err_set(err, errlen, -EIO, "libmicrohttpd has no epoll fd");
+	r = sd_event_add_io(a->event, &a->io, info->epoll_fd, EPOLLIN, api_on_io, a);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot watch the API socket: %s", strerror(-r));
+	r = sd_event_add_time(a->event, &a->timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+			      api_on_timer, a);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot add the API's timer: %s", strerror(-r));
+	r = sd_event_source_set_priority(a->io, API_EVENT_PRIORITY);
+	if (r >= 0)
+		r = sd_event_source_set_priority(a->timer, API_EVENT_PRIORITY);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot set the API's priority: %s", strerror(-r));
+	return 0;
+}
+
+int api_new(sd_event *e, struct spool *spool, const struct api_config *cfg,
+	    const struct api_ops *ops, void *ud, struct api **ret, char *err,
+	    size_t errlen)
+{
+	struct api *a;
+	int fd = -1, r;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->event = sd_event_ref(e);
+	a->max_body_bytes = cfg->max_body_bytes ? cfg->max_body_bytes
+						: API_DEFAULT_MAX_BODY_BYTES;
+	a->log = cfg->log;
+	a->log_ud = cfg->log_ud;
+	r = api_socket_open(a, cfg, &fd, err, errlen);
+	if (r < 0)
+		goto fail;
+	r = api_mhd_start(a, cfg, fd, err, errlen);
+	if (r < 0) {
+		if (!a->mhd)
+			closep(&fd); /* libmicrohttpd closes it once started */
+		goto fail;
+	}
+	r = api_v1_new(a, spool, ops, ud, &a->v1);
+	if (r < 0) {
+		r = err_set(err, errlen, r, "cannot add the API's routes: %s", strerror(-r));
+		goto fail;
+	}
+	*ret = a;
+	return 0;
+fail:
+	api_free(a);
+	return r;
+}
+
+void api_free(struct api *a)
+{
+	if (!a)
+		return;
+	sd_event_source_disable_unref(a->io);
+	sd_event_source_disable_unref(a->timer);
+	if (a->mhd)
+		MHD_stop_daemon(a->mhd); /* closes the listening socket and every connection */
+	api_socket_remove(a);
+	for (size_t i = 0; i < a->n_routes; i++)
+		free(a->routes[i].pattern);
+	api_v1_free(a->v1);
+	free(a->socket_path);
+	sd_event_unref(a->event);
+	free(a);
+}
+
+const char *api_socket_path(const struct api *a)
+{
+	return a->socket_path;
+}
