@@ -8,7 +8,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PYTHON   ?= /usr/bin/python3
 KDIR     ?= /lib/modules/$(shell uname -r)/build
-PKGS     := json-c libsystemd
+PKGS     := json-c libsystemd libmicrohttpd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -23,6 +23,11 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
 DAEMON_SRCS := job.c snapshot.c mailbox.c vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
+# The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
+API_SRCS    := api.c api_v1.c
+DAEMON_SRCS += $(API_SRCS)
+PBCTL_SRCS  += api_client.c
+CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null)
 PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -70,6 +75,7 @@ $(BUILD)/panicbrokerd: $(call objs,obj,$(LIB_SRCS) $(DAEMON_SRCS)) \
 		$(call objs,obj/protocol,$(PROTO_SRCS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/pbctl $(BUILD)/asan/pbctl: PKG_LIBS += $(CURL_LIBS)
 $(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -100,6 +106,8 @@ $(BUILD)/asan/pbctl: $(call objs,asan,$(LIB_SRCS) $(PBCTL_SRCS))
 $(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS)) \
 		$(call objs,asan/protocol,$(PROTO_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+$(BUILD)/asan/test_api: $(call objs,asan,$(API_SRCS))
 
 unit: asan
 	@set -e; for t in $(UNIT_TESTS); do \
