@@ -47,7 +47,6 @@
 struct spool;
 struct api;
 
-#define API_DEFAULT_SOCKET "/run/panicbroker/api.sock"
 #define API_DEFAULT_SOCKET_MODE 0660
 #define API_DEFAULT_MAX_BODY_BYTES (64 * 1024)
 #define API_DEFAULT_CONNECTION_MEMORY_BYTES (32 * 1024)

@@ -58,6 +58,8 @@ void cfg_init(struct config *cfg)
 	*cfg = (struct config){
 		.log_level = LOG_INFO,
 		.max_dumps = CFG_DEFAULT_MAX_DUMPS,
+		.api_socket = CFG_DEFAULT_API_SOCKET,
+		.api_mode = CFG_DEFAULT_API_MODE,
 	};
 }
 
@@ -287,9 +289,54 @@ static int cfg_add_vm(struct config *cfg, const char *spec, char *err,
 	return 0;
 }
 
+/* "api PATH" | "api off", "api-group GROUP", "api-mode MODE"; 1: not an api key. */
+static int cfg_set_api_option(struct config *cfg, const char *key, const char *value,
+			      char *err, size_t errlen)
+{
+	size_t n = strlen(value);
+
+	if (strcmp(key, "api") == 0) {
+		if (strcmp(value, "off") == 0) {
+			cfg->api_socket[0] = '\0';
+			return 0;
+		}
+		if (value[0] != '/' || n > CFG_QMP_PATH_MAX)
+			return err_set(err, errlen, -EINVAL,
+				       "api must be 'off' or an absolute socket path of at most %zu bytes",
+				       CFG_QMP_PATH_MAX);
+		memcpy(cfg->api_socket, value, n + 1);
+		return 0;
+	}
+	if (strcmp(key, "api-group") == 0) {
+		if (!name_chars_ok(value, CFG_API_GROUP_MAX))
+			return err_set(err, errlen, -EINVAL,
+				       "api-group must be a group name or number, not '%s'", value);
+		memcpy(cfg->api_group, value, n + 1);
+		return 0;
+	}
+	if (strcmp(key, "api-mode") == 0) {
+		char *end;
+		unsigned long mode;
+
+		errno = 0;
+		mode = strtoul(value, &end, 8);
+		if (n < 3 || n > 4 || *end || errno || mode > 0777 || (mode & 0600) != 0600)
+			return err_set(err, errlen, -EINVAL,
+				       "api-mode must be an octal mode from 0600 to 0777, not '%s'",
+				       value);
+		cfg->api_mode = (unsigned int)mode;
+		return 0;
+	}
+	return 1;
+}
+
 int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
+	int r = cfg_set_api_option(cfg, key, value, err, errlen);
+
+	if (r <= 0)
+		return r;
 	if (strcmp(key, "vm") == 0)
 		return cfg_add_vm(cfg, value, err, errlen);
 	if (strcmp(key, "spool") == 0) {
@@ -325,7 +372,8 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		return 0;
 	}
 	return err_set(err, errlen, -EINVAL,
-		       "unknown option '%s' (known: spool, vm, log-level, max-dumps)", key);
+		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode)",
+		       key);
 }
 
 static char *cfg_strip(char *s)

@@ -42,6 +42,11 @@ enum snapshot_policy {
 #define CFG_PATH_MAX 4095
 #define CFG_DEFAULT_SNAPSHOT_FORMAT "kdump-zlib"
 #define CFG_DEFAULT_MAX_DUMPS 1
+/* The local API's socket (hostd/api.h): "api PATH" / "api off", "api-group",
+ * "api-mode"; api_socket is "" when off. */
+#define CFG_DEFAULT_API_SOCKET "/run/panicbroker/api.sock"
+#define CFG_DEFAULT_API_MODE 0660
+#define CFG_API_GROUP_MAX 32
 
 struct vm_config {
 	char name[VM_NAME_MAX + 1];
@@ -63,6 +68,9 @@ struct config {
 	unsigned int max_dumps;
 	struct vm_config *vms;
 	size_t n_vms;
+	char api_socket[CFG_QMP_PATH_MAX + 1];
+	char api_group[CFG_API_GROUP_MAX + 1]; /* "": the daemon's own */
+	unsigned int api_mode;
 };
 
 void cfg_init(struct config *cfg);

@@ -36,6 +36,10 @@ static void daemon_usage(FILE *f)
 		"  -l, --log-level LEVEL  error, warning, notice, info (default) or debug\n"
 		"  -m, --max-dumps N      memory snapshots in flight at once, all VMs (default %d)\n"
 		"  -v, --verbose          same as --log-level debug\n"
+		"      --api PATH         serve the local API on socket PATH (default %s)\n"
+		"      --no-api           no local API (same as --api off)\n"
+		"      --api-group GROUP  give the API socket to GROUP (name or number)\n"
+		"      --api-mode MODE    the API socket's mode (default %04o)\n"
 		"  -n, --check-config     check the configuration, print it and exit\n"
 		"  -h, --help             show this help\n"
 		"      --version          show the version\n"
@@ -58,11 +62,14 @@ static void daemon_usage(FILE *f)
 		"                         kdump session (default %d)\n"
 		"\n"
 		"See panicbrokerd(8).\n",
-		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
+		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_API_SOCKET,
+		CFG_DEFAULT_API_MODE, CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
 		CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC, CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC);
 }
 
 enum { OPT_VERSION = 0x100 };
+/* The local API's options (hostd/api.h): long only. */
+enum { OPT_API = 0x200, OPT_NO_API, OPT_API_GROUP, OPT_API_MODE };
 
 /* Returns 0 to run, 1 to exit successfully, negative on a usage error. */
 static int daemon_parse_args(int argc, char **argv, struct config *cfg,
@@ -78,6 +85,10 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		{ "check-config", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "api", required_argument, NULL, OPT_API },
+		{ "no-api", no_argument, NULL, OPT_NO_API },
+		{ "api-group", required_argument, NULL, OPT_API_GROUP },
+		{ "api-mode", required_argument, NULL, OPT_API_MODE },
 		{ 0 },
 	};
 	char err[CFG_ERR_MAX];
@@ -113,6 +124,18 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		case OPT_VERSION:
 			printf("panicbrokerd %s\n", PB_VERSION);
 			return 1;
+		case OPT_API:
+			r = cfg_set_option(cfg, "api", optarg, err, sizeof(err));
+			break;
+		case OPT_NO_API:
+			r = cfg_set_option(cfg, "api", "off", err, sizeof(err));
+			break;
+		case OPT_API_GROUP:
+			r = cfg_set_option(cfg, "api-group", optarg, err, sizeof(err));
+			break;
+		case OPT_API_MODE:
+			r = cfg_set_option(cfg, "api-mode", optarg, err, sizeof(err));
+			break;
 		default:
 			daemon_usage(stderr);
 			return -EINVAL;
@@ -139,6 +162,13 @@ static void daemon_print_config(const struct config *cfg)
 {
 	printf("spool %s\n", cfg->spool);
 	printf("max-dumps %u\n", cfg->max_dumps);
+	/* The API's lines only when not the defaults. */
+	if (strcmp(cfg->api_socket, CFG_DEFAULT_API_SOCKET) != 0)
+		printf("api %s\n", cfg->api_socket[0] ? cfg->api_socket : "off");
+	if (cfg->api_group[0])
+		printf("api-group %s\n", cfg->api_group);
+	if (cfg->api_mode != CFG_DEFAULT_API_MODE)
+		printf("api-mode %04o\n", cfg->api_mode);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
 		const struct vm_config *v = &cfg->vms[i];
 

@@ -45,7 +45,7 @@ static void pbctl_usage(FILE *f)
 		"      --version     show the version\n"
 		"\n"
 		"Exit status: 0 success, 1 failure, 2 usage error.\n",
-		CFG_DEFAULT_SPOOL, API_DEFAULT_SOCKET);
+		CFG_DEFAULT_SPOOL, CFG_DEFAULT_API_SOCKET);
 }
 
 static const char *pbctl_str(json_object *rec, const char *key)
@@ -323,7 +323,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'v' },
 		{ 0 },
 	};
-	const char *spool_dir = CFG_DEFAULT_SPOOL, *api = API_DEFAULT_SOCKET;
+	const char *spool_dir = CFG_DEFAULT_SPOOL, *api = CFG_DEFAULT_API_SOCKET;
 	int (*api_cmd)(const char *, int, char **);
 	struct spool *s;
 	char err[256];

@@ -9,6 +9,7 @@ set -euo pipefail
 build_pkgs=(
 	build-essential pkg-config
 	libjson-c-dev libsystemd-dev libcmocka-dev
+	libmicrohttpd-dev libcurl4-openssl-dev  # the local API: daemon side, pbctl side
 	clang llvm                      # sanitizer and fuzzer builds
 )
 test_pkgs=(

@@ -23,6 +23,7 @@
 #include "scratch.h"
 #include "api.h"
 #include "common.h"
+#include "config.h"
 #include "spool.h"
 #include "util.h"
 
@@ -714,6 +715,37 @@ static void test_socket_mode_group_and_stale(void **state)
 	assert_non_null(strstr(err, "no group 'no-such-group-pb'"));
 }
 
+/* The daemon's options for the API (config.c): what api_config is built from. */
+static void test_config_options(void **state)
+{
+	struct config cfg;
+	char err[CFG_ERR_MAX] = "";
+
+	(void)state;
+	cfg_init(&cfg);
+	assert_string_equal(cfg.api_socket, CFG_DEFAULT_API_SOCKET);
+	assert_int_equal(cfg.api_mode, 0660);
+	assert_string_equal(cfg.api_group, "");
+	assert_int_equal(cfg_set_option(&cfg, "api", "/run/x/api.sock", err, sizeof(err)), 0);
+	assert_string_equal(cfg.api_socket, "/run/x/api.sock");
+	assert_int_equal(cfg_set_option(&cfg, "api", "off", err, sizeof(err)), 0);
+	assert_string_equal(cfg.api_socket, "");
+	assert_int_equal(cfg_set_option(&cfg, "api", "api.sock", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "absolute socket path"));
+	assert_int_equal(cfg_set_option(&cfg, "api-group", "pb-ops", err, sizeof(err)), 0);
+	assert_string_equal(cfg.api_group, "pb-ops");
+	assert_int_equal(cfg_set_option(&cfg, "api-group", "a b", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_set_option(&cfg, "api-mode", "0600", err, sizeof(err)), 0);
+	assert_int_equal(cfg.api_mode, 0600);
+	assert_int_equal(cfg_set_option(&cfg, "api-mode", "770", err, sizeof(err)), 0);
+	assert_int_equal(cfg.api_mode, 0770);
+	assert_int_equal(cfg_set_option(&cfg, "api-mode", "0460", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_set_option(&cfg, "api-mode", "0668", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_set_option(&cfg, "api-mode", "01777", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "octal mode from 0600 to 0777"));
+	cfg_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -728,6 +760,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_added_routes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode_group_and_stale, setup, teardown),
+		cmocka_unit_test(test_config_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
