@@ -191,3 +191,6 @@ bench: userspace guests
 bench-unload: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
 		$(PYTHON) tests/bench/unload-bench.py $(BENCH_ARGS)
+
+# Fragments of mk/: make deb (Debian packages), make realguest (tests in a real Debian guest).
+include $(wildcard mk/*.mk)
