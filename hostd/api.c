@@ -406,8 +406,15 @@ static void api_run(struct api *a)
 	uint64_t now_usec;
 	int r;
 
-	/* MHD_run() fails only for a daemon not in external-event mode, which
-	 * this one is by construction; nothing to do about it here. */
+	/*
+	 * MHD_run() fails only for a daemon not in external-event mode, which
+	 * this one is by construction; nothing to do about it here. Twice:
+	 * a run that closes connections below the connection limit puts the
+	 * listening socket back into libmicrohttpd's epoll set only at the
+	 * start of the next run, and with no connection left no timeout
+	 * would bring that run: new clients would wait forever.
+	 */
+	(void)MHD_run(a->mhd);
 	(void)MHD_run(a->mhd);
 
 	if (MHD_get_timeout(a->mhd, &timeout_msec) != MHD_YES) {
@@ -653,7 +660,8 @@ static int api_mhd_start(struct api *a, const struct api_config *cfg, int fd,
 	r = sd_event_add_io(a->event, &a->io, info->epoll_fd, EPOLLIN, api_on_io, a);
 	if (r < 0)
 		return err_set(err, errlen, r, "cannot watch the API socket: %s", strerror(-r));
-	r = sd_event_add_time(a->event, &a->timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+	/* Accuracy 1 us: 0 would be sd-event's default, 250 ms late. */
+	r = sd_event_add_time(a->event, &a->timer, CLOCK_MONOTONIC, UINT64_MAX, 1,
 			      api_on_timer, a);
 	if (r < 0)
 		return err_set(err, errlen, r, "cannot add the API's timer: %s", strerror(-r));

@@ -611,6 +611,34 @@ static void test_slow_client_is_dropped_others_served(void **state)
 	client_free(slow);
 }
 
+static void test_connection_limit_recovers(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fds[API_DEFAULT_MAX_CONNECTIONS + 8];
+	struct reply r;
+	double start;
+
+	(void)state;
+	strcpy(sa.sun_path, sock_path);
+	/* More stalled clients than the API takes at once. */
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(send(fds[i], "GET / HTTP/1.1\r\n", 16, MSG_NOSIGNAL), 16);
+	}
+	loop_for(0.3);
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		close(fds[i]);
+	loop_for(0.1);
+	/* Once they are gone, the next client is served at once, not at a timeout. */
+	start = now_sec();
+	r = request("GET", "/v1/vms", NULL);
+	assert_int_equal(r.status, 200);
+	assert_true(now_sec() - start < 1.0);
+	json_object_put(r.body);
+}
+
 static int custom_route(const struct api_request *rq, struct api_response *resp,
 			void *userdata)
 {
@@ -758,6 +786,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_headers_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_client_is_dropped_others_served, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_connection_limit_recovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_added_routes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode_group_and_stale, setup, teardown),
 		cmocka_unit_test(test_config_options),
