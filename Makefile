@@ -24,7 +24,7 @@ LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
 DAEMON_SRCS := job.c snapshot.c mailbox.c vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
-API_SRCS    := api.c api_v1.c
+API_SRCS    := api.c api_socket.c api_v1.c
 DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null)

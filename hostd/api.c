@@ -4,7 +4,6 @@
  * loop, the route table and the reply helpers (api.h). The /v1 routes are in
  * api_v1.c.
  */
-#include <grp.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -14,10 +13,10 @@
 #include <time.h>
 
 #include "api.h"
+#include "api_socket.h"
 #include "common.h"
 #include "util.h"
 
-#define API_LISTEN_BACKLOG 64
 /* Below SD_EVENT_PRIORITY_NORMAL: VM events go first when both are pending. */
 #define API_EVENT_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
 
@@ -34,9 +33,7 @@ struct api {
 	struct MHD_Daemon *mhd;
 	sd_event_source *io;
 	sd_event_source *timer;
-	char *socket_path;
-	dev_t socket_dev; /* to remove the socket only while it is ours */
-	ino_t socket_ino;
+	struct api_socket sock;
 	size_t max_body_bytes;
 	void (*log)(void *log_ud, const char *fmt, va_list ap);
 	void *log_ud;
@@ -452,178 +449,6 @@ static int api_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-/* -- the socket -- */
-
-/* A name or a number into @ret_gid. */
-static int api_group_resolve(const char *group, gid_t *ret_gid, char *err,
-			     size_t errlen)
-{
-	struct group grp, *found = NULL;
-	_cleanup_free_ char *buf = NULL;
-	size_t buf_len = 4096;
-	uint64_t gid;
-	int r;
-
-	if (parse_u64(group, 0, (gid_t)-2, &gid) == 0) {
-		*ret_gid = (gid_t)gid;
-		return 0;
-	}
-	for (;;) {
-		free(buf);
-		buf = malloc(buf_len);
-		if (!buf)
-			return -ENOMEM;
-		r = getgrnam_r(group, &grp, buf, buf_len, &found);
-		if (r != ERANGE || buf_len >= 1024 * 1024)
-			break;
-		buf_len *= 4;
-	}
-	if (r != 0)
-		return err_set(err, errlen, -r, "cannot look up group '%s': %s", group,
-			       strerror(r));
-	if (!found)
-		return err_set(err, errlen, -ENOENT, "no group '%s'", group);
-	*ret_gid = grp.gr_gid;
-	return 0;
-}
-
-/*
- * Clears the way for a new socket at @path: a socket nobody accepts on is
- * stale and removed; a live one is another daemon's.
- */
-static int api_socket_clear_stale(const struct sockaddr_un *sa, char *err,
-				  size_t errlen)
-{
-	_cleanup_close_ int fd = -1;
-	struct stat st;
-
-	if (lstat(sa->sun_path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return err_set(err, errlen, -errno, "cannot stat %s: %s", sa->sun_path,
-			       strerror(errno));
-	}
-	if (!S_ISSOCK(st.st_mode))
-		return err_set(err, errlen, -EEXIST, "%s exists and is not a socket",
-			       sa->sun_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(err, errlen, -errno, "cannot create a socket: %s",
-			       strerror(errno));
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN)
-		return err_set(err, errlen, -EADDRINUSE,
-			       "another daemon is listening on %s", sa->sun_path);
-	if (errno != ECONNREFUSED)
-		return err_set(err, errlen, -errno, "cannot probe %s: %s", sa->sun_path,
-			       strerror(errno));
-	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-		return err_set(err, errlen, -errno, "cannot remove the stale socket %s: %s",
-			       sa->sun_path, strerror(errno));
-	return 0;
-}
-
-/* The parent directory, one level, if it is missing (/run/panicbroker). */
-static int api_socket_parent(const char *path, char *err, size_t errlen)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return err_set(err, errlen, -errno, "cannot create %s: %s", dir,
-			       strerror(errno));
-	return 0;
-}
-
-static int api_socket_open(struct api *a, const struct api_config *cfg,
-			   int *ret_fd, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	mode_t mode = cfg->socket_mode ? cfg->socket_mode : API_DEFAULT_SOCKET_MODE;
-	_cleanup_close_ int fd = -1;
-	bool has_gid = cfg->group && cfg->group[0];
-	gid_t gid = 0;
-	mode_t umask_saved;
-	struct stat st;
-	int r;
-
-	if (!cfg->socket_path || cfg->socket_path[0] != '/')
-		return err_set(err, errlen, -EINVAL, "the API socket needs an absolute path");
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
-		return err_set(err, errlen, -ENAMETOOLONG,
-			       "API socket path is longer than a unix socket allows (%zu)",
-			       sizeof(sa.sun_path) - 1);
-	strcpy(sa.sun_path, cfg->socket_path);
-	if (has_gid && (r = api_group_resolve(cfg->group, &gid, err, errlen)) < 0)
-		return r;
-	r = api_socket_parent(sa.sun_path, err, errlen);
-	if (r < 0)
-		return r;
-	r = api_socket_clear_stale(&sa, err, errlen);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(err, errlen, -errno, "cannot create a socket: %s",
-			       strerror(errno));
-	/* Born 0600, widened once its group is right: never more open than meant.
-	 * The umask is the process's; the daemon is single threaded. */
-	umask_saved = umask(0177);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-	umask(umask_saved);
-	if (r < 0)
-		return err_set(err, errlen, r, "cannot bind %s: %s", sa.sun_path, strerror(-r));
-	if (lstat(sa.sun_path, &st) < 0) {
-		r = err_set(err, errlen, -errno, "cannot stat %s: %s", sa.sun_path,
-			    strerror(errno));
-		goto unlink;
-	}
-	a->socket_dev = st.st_dev;
-	a->socket_ino = st.st_ino;
-	if (has_gid && chown(sa.sun_path, (uid_t)-1, gid) < 0) {
-		r = err_set(err, errlen, -errno, "cannot give %s to group %s: %s",
-			    sa.sun_path, cfg->group, strerror(errno));
-		goto unlink;
-	}
-	if (chmod(sa.sun_path, mode) < 0) {
-		r = err_set(err, errlen, -errno, "cannot chmod %s: %s", sa.sun_path,
-			    strerror(errno));
-		goto unlink;
-	}
-	if (listen(fd, API_LISTEN_BACKLOG) < 0) {
-		r = err_set(err, errlen, -errno, "cannot listen on %s: %s", sa.sun_path,
-			    strerror(errno));
-		goto unlink;
-	}
-	a->socket_path = strdup(sa.sun_path);
-	if (!a->socket_path) {
-		r = -ENOMEM;
-		goto unlink;
-	}
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-unlink:
-	/* Best effort: the socket is useless, a later start clears it anyway. */
-	(void)unlink(sa.sun_path);
-	return r;
-}
-
-/* Removes the socket if the file at the path is still the one we bound. */
-static void api_socket_remove(struct api *a)
-{
-	struct stat st;
-
-	if (!a->socket_path)
-		return;
-	if (lstat(a->socket_path, &st) == 0 && st.st_dev == a->socket_dev &&
-	    st.st_ino == a->socket_ino && unlink(a->socket_path) < 0)
-		api_log(a, "cannot remove %s: %s", a->socket_path, strerror(errno));
-}
-
 /* -- life -- */
 
 static int api_mhd_start(struct api *a, const struct api_config *cfg, int fd,
@@ -653,7 +478,7 @@ static int api_mhd_start(struct api *a, const struct api_config *cfg, int fd,
 				  MHD_OPTION_END);
 	if (!a->mhd)
 		return err_set(err, errlen, -EIO, "libmicrohttpd did not start on %s",
-			       a->socket_path);
+			       a->sock.path);
 	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || info->epoll_fd < 0)
 		return err_set(err, errlen, -EIO, "libmicrohttpd has no epoll fd");
@@ -688,7 +513,9 @@ int api_new(sd_event *e, struct spool *spool, const struct api_config *cfg,
 						: API_DEFAULT_MAX_BODY_BYTES;
 	a->log = cfg->log;
 	a->log_ud = cfg->log_ud;
-	r = api_socket_open(a, cfg, &fd, err, errlen);
+	r = api_socket_open(cfg->socket_path,
+			    cfg->socket_mode ? cfg->socket_mode : API_DEFAULT_SOCKET_MODE,
+			    cfg->group, &a->sock, &fd, err, errlen);
 	if (r < 0)
 		goto fail;
 	r = api_mhd_start(a, cfg, fd, err, errlen);
@@ -711,22 +538,26 @@ fail:
 
 void api_free(struct api *a)
 {
+	int r;
+
 	if (!a)
 		return;
 	sd_event_source_disable_unref(a->io);
 	sd_event_source_disable_unref(a->timer);
 	if (a->mhd)
 		MHD_stop_daemon(a->mhd); /* closes the listening socket and every connection */
-	api_socket_remove(a);
+	r = api_socket_remove(&a->sock);
+	if (r < 0)
+		api_log(a, "cannot remove %s: %s", a->sock.path, strerror(-r));
 	for (size_t i = 0; i < a->n_routes; i++)
 		free(a->routes[i].pattern);
 	api_v1_free(a->v1);
-	free(a->socket_path);
+	api_socket_done(&a->sock);
 	sd_event_unref(a->event);
 	free(a);
 }
 
 const char *api_socket_path(const struct api *a)
 {
-	return a->socket_path;
+	return a->sock.path;
 }
