@@ -82,7 +82,11 @@ static int api_socket_clear_stale(const struct sockaddr_un *sa, char *err,
 	return 0;
 }
 
-/* The parent directory, one level, if it is missing (/run/panicbroker). */
+/*
+ * The parent directory, one level, if it is missing (/run/panicbroker
+ * without systemd's RuntimeDirectory=): 0755 whatever the umask, so that
+ * the socket's group can reach the socket; the socket's mode guards it.
+ */
 static int api_socket_parent(const char *path, char *err, size_t errlen)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -93,8 +97,14 @@ static int api_socket_parent(const char *path, char *err, size_t errlen)
 	if (!slash || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0755) < 0) {
+		if (errno == EEXIST)
+			return 0;
 		return err_set(err, errlen, -errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	}
+	if (chmod(dir, 0755) < 0)
+		return err_set(err, errlen, -errno, "cannot chmod %s: %s", dir,
 			       strerror(errno));
 	return 0;
 }

@@ -135,6 +135,7 @@ static int setup(void **state)
 		.max_body_bytes = 4096,
 	};
 	char path[128], err[256] = "";
+	mode_t old_umask;
 	int r;
 
 	(void)state;
@@ -146,7 +147,9 @@ static int setup(void **state)
 		return -1;
 	write_records();
 	fake = (struct fake){ 0 };
+	old_umask = umask(077); /* a strict one: the directory and socket modes hold */
 	r = api_new(event, spool, &cfg, &fake_ops, &fake, &api, err, sizeof(err));
+	umask(old_umask);
 	if (r < 0) {
 		fprintf(stderr, "api_new: %s\n", err);
 		return -1;
@@ -698,6 +701,10 @@ static void test_socket_mode_group_and_stale(void **state)
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0660);
 	assert_string_equal(api_socket_path(api), sock_path);
+	/* Its directory was missing: made 0755 whatever the umask. */
+	snprintf(other, sizeof(other), "%s/run", scratch_dir);
+	assert_int_equal(stat(other, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
 
 	/* A live socket is another daemon's. */
 	assert_int_equal(api_new(event, spool, &cfg, &fake_ops, &fake, &b, err, sizeof(err)),
