@@ -4,19 +4,21 @@
  * caller's sd-event loop.
  *
  * Contract:
- *  - api_new() creates the socket itself: a stale socket at the path is
- *    removed, a live one (something accepts a connect()) is refused with
- *    -EADDRINUSE, anything else at the path with -EEXIST. The socket gets
+ *  - api_new() creates the socket itself (api_socket.c): a stale socket at
+ *    the path is removed, a live one (something accepts a connect()) is
+ *    refused with -EADDRINUSE, anything else there with -EEXIST. It gets
  *    cfg->socket_mode (0660) and cfg->group; access to it is the API's only
  *    authentication. api_free() removes it (if it is still ours).
  *  - No thread: libmicrohttpd runs in epoll mode, its epoll fd and its
  *    timeout are sources on @e, below the normal priority, so VM events are
- *    dispatched first. Every handler runs on the loop and must not block.
+ *    dispatched first. Every handler runs on the loop and must not block;
+ *    handlers and ops may not call api_free().
  *  - A peer cannot hold the loop: the request line and headers are capped
  *    (cfg->connection_memory_bytes), the body at cfg->max_body_bytes (413),
  *    connections at cfg->max_connections, and a connection idle for
- *    cfg->connection_timeout_sec is dropped. A crash listing reads at most
- *    what it returns and stops at API_WALK_BUDGET_USEC.
+ *    cfg->connection_timeout_sec is dropped. A crash listing reads the
+ *    spool newest first only until its limit or its since= time, and
+ *    stops early (header X-Panicbroker-Partial) past API_WALK_BUDGET_USEC.
  *  - Every error the API itself answers is JSON {"error": "one phrase"} with
  *    400, 404, 405, 409, 413 or 500 (over-long headers are refused by
  *    libmicrohttpd itself, 431 / 414, without a JSON body).
