@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api.h"
 #include "api_client.h"
 #include "common.h"
 #include "config.h"
