@@ -21,6 +21,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
 LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
+LIB_SRCS    += signature.c
 DAEMON_SRCS := job.c snapshot.c mailbox.c vm.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
@@ -93,6 +94,12 @@ $(BUILD)/pbreport: guest-tools/pbreport.c include/panicbroker/mailbox.h hostd/ve
 $(BUILD)/pbfakeguest: tests/tools/pbfakeguest.c $(call objs,obj/protocol,$(PROTO_SRCS))
 	$(CC) $(PB_CFLAGS) $(CFLAGS) -o $@ $^
 
+# pbsig: a panic text's crash signature as JSON (tests/e2e/test_signature_live.py,
+# make capture-oopses).
+userspace: $(BUILD)/pbsig
+$(BUILD)/pbsig: tests/tools/pbsig.c $(call objs,obj,signature.c)
+	$(CC) $(PB_CFLAGS) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(PKG_LIBS)
+
 # Sanitized builds: the daemon the end-to-end tests run, and the unit tests.
 asan: $(BUILD)/asan/panicbrokerd $(BUILD)/asan/pbctl $(addprefix $(BUILD)/asan/,$(UNIT_TESTS))
 
@@ -130,6 +137,10 @@ $(BUILD)/fuzz/fuzz_vmcore: tests/fuzz/fuzz_vmcore.c hostd/vmcore.c hostd/util.c
 $(BUILD)/fuzz/fuzz_mbox: tests/fuzz/fuzz_mbox.c protocol/pb_mbox.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Iinclude $(FUZZ_FLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz_signature: tests/fuzz/fuzz_signature.c hostd/signature.c
+	@mkdir -p $(@D)
+	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -194,3 +205,10 @@ bench-unload: userspace guests
 
 # Fragments of mk/: make deb (Debian packages), make realguest (tests in a real Debian guest).
 include $(wildcard mk/*.mk)
+
+# The crash-signature corpus (tests/golden/oops/): every kind of crash of
+# tests/guest/pbtest-oops on every series, captured again from live guests
+# (about 20 boots). Options in CAPTURE_ARGS, e.g. CAPTURE_ARGS="--series 6.12 --kinds oom".
+.PHONY: capture-oopses
+capture-oopses: userspace guests
+	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/tools/capture-oopses.py $(CAPTURE_ARGS)
