@@ -149,7 +149,8 @@ static const char *const sig_plumbing[] = {
 	"check_memory_region*", "print_address_description*", "print_report", "start_report",
 	"end_report", "fortify_panic", "__fortify_panic", "__fortify_report",
 	"check_heap_object", "__check_heap_object", "__check_object_size",
-	"usercopy_abort", "refcount_warn_saturate",
+	"usercopy_abort", "refcount_warn_saturate", "__list_add_valid*",
+	"__list_del_entry_valid*", "__list_valid_slowpath",
 	/* locks */
 	"lock_acquire*", "lock_release", "lock_acquired", "lock_contended", "__lock_acquire",
 	"lockdep_*", "__lockdep_*", "_raw_spin_*", "_raw_read_*", "_raw_write_*",
@@ -665,7 +666,8 @@ static bool sig_die_line(const char *p, size_t n, char *what, size_t size)
  */
 static void sig_bug_detail(const char *p, size_t n, char *out, size_t size)
 {
-	static const char *const stops[] = { ":", ",", " at ", " in process", " - ", "!" };
+	static const char *const stops[] = { ":", ",", " at ", " in process", " - ", "!",
+					     " on CPU", " on cpu" };
 	size_t cut = n, i;
 
 	for (i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
@@ -775,7 +777,7 @@ static bool sig_classify(const char *p, size_t n, struct sig_head *h)
 		h->kind = SIG_KIND_HUNG_TASK;
 		return true;
 	}
-	k = sig_find(p, n, " detected stall");
+	k = sig_find(p, n, "detected stall");
 	if (k >= 0 && (sig_starts(p, n, "rcu: INFO: ") || sig_starts(p, n, "INFO: "))) {
 		h->kind = SIG_KIND_RCU_STALL;
 		return true;
@@ -852,8 +854,24 @@ static size_t sig_last_line(const struct sig_ctx *c, size_t before, const char *
 }
 
 /*
- * The last report before line @before of kind @kind (SIG_KIND_COUNT: any
- * oops). Returns its first line and fills @h, or (size_t)-1.
+ * Is a report of kind @got what a message asking for @want means?
+ * SIG_KIND_COUNT: any oops. SIG_KIND_WARNING ("... panic_on_warn set ..."):
+ * every report that panic_on_warn turns into a panic (WARNING, KASAN,
+ * UBSAN, KFENCE and KMSAN's "BUG: ...").
+ */
+static bool sig_kind_wanted(enum sig_kind want, enum sig_kind got)
+{
+	if (want == SIG_KIND_COUNT)
+		return sig_is_oops_kind(got);
+	if (want == SIG_KIND_WARNING)
+		return got == SIG_KIND_WARNING || got == SIG_KIND_KASAN ||
+		       got == SIG_KIND_UBSAN || got == SIG_KIND_BUG_OTHER;
+	return got == want;
+}
+
+/*
+ * The last report before line @before that sig_kind_wanted(@kind).
+ * Returns its first line and fills @h, or (size_t)-1.
  */
 static size_t sig_last_report(const struct sig_ctx *c, size_t before, enum sig_kind kind,
 			      struct sig_head *h)
@@ -863,17 +881,8 @@ static size_t sig_last_report(const struct sig_ctx *c, size_t before, enum sig_k
 	for (i = before; i > 0; i--) {
 		const struct sig_line *l = &c->lines[i - 1];
 
-		if (!sig_classify(l->p, l->len, h))
-			continue;
-		if (kind == SIG_KIND_COUNT ? sig_is_oops_kind(h->kind) : h->kind == kind)
+		if (sig_classify(l->p, l->len, h) && sig_kind_wanted(kind, h->kind))
 			return sig_primary(c, i - 1, h);
-		/* a BUG's "invalid opcode" line is found through its primary */
-		if (kind == SIG_KIND_BUG && h->kind == SIG_KIND_INVALID_OPCODE) {
-			size_t at = sig_primary(c, i - 1, h);
-
-			if (h->kind == SIG_KIND_BUG)
-				return at;
-		}
 	}
 	return (size_t)-1;
 }

@@ -35,7 +35,8 @@
  * panic whose message names its cause ("softlockup: hung tasks",
  * "hung_task: blocked tasks", "... panic_on_warn set ...", "Fatal
  * exception", "Out of memory ...") takes the last report of that cause
- * before the last "Kernel panic - not syncing" line; an oops that went to
+ * before the last "Kernel panic - not syncing" line (for panic_on_warn: a
+ * WARNING, or a KASAN, UBSAN, KFENCE report); an oops that went to
  * kdump without panic() has its own header line as the message; the
  * crashes that are the panic itself (sysrq, NMI, stack-protector, any
  * other message) take the trace printed after the panic line. Without a

@@ -20,6 +20,7 @@ Environment: PB_BUILD (pbctl, pbsig), PB_DAEMON, PB_GUEST_DIR, PB_TIMEOUT_SCALE.
 
 import argparse
 import datetime
+import json
 import os
 import re
 import shutil
@@ -153,9 +154,10 @@ def main():
             write_golden(txt, series, kind, kver, source, msg, text)
             sig = ""
             if os.access(args.pbsig, os.X_OK):
-                sig = write_signature(args.pbsig, txt, txt[:-4] + ".json").strip()
+                s = json.loads(write_signature(args.pbsig, txt, txt[:-4] + ".json"))
+                sig = f"{s['bucket']} {s['title']}"
             print(f"{series:5} {kind:11} {source:13} {time.monotonic() - t0:5.0f} s  "
-                  f"{msg[:60]!r} {sig}", flush=True)
+                  f"{msg[:50]!r}  {sig}", flush=True)
     if failed:
         raise SystemExit(f"capture-oopses: not captured: {' '.join(failed)}")
 

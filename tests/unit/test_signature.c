@@ -479,6 +479,100 @@ static void test_kasan_and_bug_other(void **state)
 	assert_string_equal(s.title, "BUG: scheduling while atomic in qux_init");
 }
 
+/* Reports whose panic message names another cause than the report's line. */
+static void test_warnish_stall_lockup(void **state)
+{
+	struct sig s;
+
+	(void)state;
+	/* KASAN with panic_on_warn: the message says "KASAN: panic_on_warn set" */
+	compute_str("KASAN: panic_on_warn set ...",
+		    "WARNING: CPU: 1 PID: 5 at lib/old.c:1 old_func+0x1/0x2\n"
+		    "==================================================================\n"
+		    "BUG: KASAN: slab-out-of-bounds in qux_write+0x40/0x90 [qux]\n"
+		    "Write of size 4 at addr ffff88800abc0010 by task sh/61\n"
+		    "Call Trace:\n"
+		    " <TASK>\n"
+		    " dump_stack_lvl+0x4c/0x70\n"
+		    " print_report+0xcf/0x620\n"
+		    " kasan_report+0xb1/0xe0\n"
+		    " qux_write+0x40/0x90 [qux]\n"
+		    " vfs_write+0xcc/0x3b0\n"
+		    " </TASK>\n"
+		    "Kernel panic - not syncing: KASAN: panic_on_warn set ...\n", &s);
+	assert_int_equal(s.kind, SIG_KIND_KASAN);
+	assert_string_equal(s.title, "KASAN: slab-out-of-bounds in qux_write");
+
+	/* an RCU stall the CPU detected itself; the IRQ frames are plumbing */
+	compute_str("RCU Stall",
+		    "rcu: INFO: rcu_preempt self-detected stall on CPU\n"
+		    "rcu: \t0-....: (21002 ticks this GP) idle=8d4c/1/0x4000000000000000\n"
+		    "CPU: 0 PID: 80 Comm: spin Not tainted 6.1.0 #1\n"
+		    "RIP: 0010:spin_forever+0x8/0x20 [spin]\n"
+		    "Call Trace:\n"
+		    " <IRQ>\n"
+		    " rcu_sched_clock_irq+0x5f3/0xb60\n"
+		    " update_process_times+0x5c/0x90\n"
+		    " tick_sched_timer+0x71/0x80\n"
+		    " __hrtimer_run_queues+0x112/0x2b0\n"
+		    " hrtimer_interrupt+0xf4/0x210\n"
+		    " __sysvec_apic_timer_interrupt+0x5d/0x100\n"
+		    " sysvec_apic_timer_interrupt+0x69/0x90\n"
+		    " </IRQ>\n"
+		    " <TASK>\n"
+		    " asm_sysvec_apic_timer_interrupt+0x16/0x20\n"
+		    "RIP: 0010:spin_forever+0x8/0x20 [spin]\n"
+		    "RSP: 0018:ffffb0a5c0a3bd70 EFLAGS: 00000246\n"
+		    " spin_start+0x11/0x20 [spin]\n"
+		    " kthread+0xd7/0x100\n"
+		    " ret_from_fork+0x22/0x30\n"
+		    " </TASK>\n"
+		    "Kernel panic - not syncing: RCU Stall\n", &s);
+	assert_int_equal(s.kind, SIG_KIND_RCU_STALL);
+	assert_string_equal(s.title, "INFO: rcu detected stall in spin_forever");
+	assert_int_equal(s.nframes, 2);
+	assert_string_equal(s.frames[1], "spin_start");
+
+	/* a hard lockup */
+	compute_str("Hard LOCKUP",
+		    "watchdog: Watchdog detected hard LOCKUP on cpu 1\n"
+		    "RIP: 0010:irq_off_spin+0x5/0x10 [spin]\n"
+		    "Call Trace:\n"
+		    " <TASK>\n"
+		    " spin_start+0x11/0x20 [spin]\n"
+		    " </TASK>\n"
+		    "Kernel panic - not syncing: Hard LOCKUP\n", &s);
+	assert_int_equal(s.kind, SIG_KIND_HARD_LOCKUP);
+	assert_string_equal(s.title, "watchdog: hard LOCKUP in irq_off_spin");
+
+	/* list corruption: the checker is plumbing, its caller is guilty */
+	compute_str("Fatal exception",
+		    "list_add corruption. prev->next should be next (ffff888003a1c0c8)\n"
+		    "------------[ cut here ]------------\n"
+		    "kernel BUG at lib/list_debug.c:30!\n"
+		    "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI\n"
+		    "RIP: 0010:__list_add_valid_or_report+0x7e/0xa0\n"
+		    "Call Trace:\n"
+		    " <TASK>\n"
+		    " ? die+0x36/0x90\n"
+		    " foo_enqueue+0x3c/0x80 [foo]\n"
+		    " foo_work+0x21/0x40 [foo]\n"
+		    " process_one_work+0x1c4/0x380\n"
+		    " </TASK>\n"
+		    "Kernel panic - not syncing: Fatal exception\n", &s);
+	assert_int_equal(s.kind, SIG_KIND_BUG);
+	assert_string_equal(s.title, "kernel BUG in foo_enqueue");
+	assert_int_equal(s.nframes, 2);
+
+	/* a BUG: line with a CPU number: the title and bucket do not carry it */
+	struct sig t;
+
+	compute_str(NULL, "BUG: spinlock bad magic on CPU#0, insmod/99\n", &s);
+	compute_str(NULL, "BUG: spinlock bad magic on CPU#3, modprobe/7\n", &t);
+	assert_string_equal(s.title, "BUG: spinlock bad magic");
+	assert_string_equal(s.bucket, t.bucket);
+}
+
 static void test_plain_panic(void **state)
 {
 	struct sig a, b, c;
@@ -672,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_golden_truncated),
 		cmocka_unit_test(test_gpf_old_frames_suffixes),
 		cmocka_unit_test(test_kasan_and_bug_other),
+		cmocka_unit_test(test_warnish_stall_lockup),
 		cmocka_unit_test(test_plain_panic),
 		cmocka_unit_test(test_message_picks_report),
 		cmocka_unit_test(test_empty_and_errors),
