@@ -598,7 +598,8 @@ static bool sig_parse_rip(const struct sig_line *l, struct sig_frame *f)
 	const char *p = l->p;
 	size_t n = l->len;
 
-	if (!sig_starts(p, n, "RIP: ") && !sig_starts(p, n, "EIP: "))
+	/* x86-64, i386, arm64 */
+	if (!sig_starts(p, n, "RIP: ") && !sig_starts(p, n, "EIP: ") && !sig_starts(p, n, "pc : "))
 		return false;
 	p += 5, n -= 5;
 	if (n > 5 && sig_isxdigit(p[0]) && sig_isxdigit(p[1]) && sig_isxdigit(p[2]) &&
@@ -625,7 +626,8 @@ static void sig_report_trace(struct sig_ctx *c, size_t from)
 			c->head = f;
 			c->has_head = true;
 		}
-		if (sig_find(l->p, l->len, "Call Trace:") >= 0) {
+		if (sig_find(l->p, l->len, "Call Trace:") >= 0 ||
+		    sig_find(l->p, l->len, "Call trace:") >= 0) {   /* arm64 */
 			sig_read_trace(c, i);
 			return;
 		}
@@ -720,6 +722,21 @@ static bool sig_classify(const char *p, size_t n, struct sig_head *h)
 	if (sig_starts(p, n, "BUG: kernel NULL pointer dereference") ||
 	    sig_starts(p, n, "BUG: unable to handle kernel NULL pointer dereference")) {
 		h->kind = SIG_KIND_NULL_DEREF;
+		return true;
+	}
+	/* arm64: "Unable to handle kernel NULL pointer dereference at virtual address 0" */
+	if (sig_starts(p, n, "Unable to handle kernel NULL pointer dereference")) {
+		h->kind = SIG_KIND_NULL_DEREF;
+		return true;
+	}
+	if (sig_starts(p, n, "Unable to handle kernel paging request")) {
+		h->kind = SIG_KIND_PAGING;
+		return true;
+	}
+	/* arm64's die line: "Internal error: Oops: 0000000096000005 [#1] SMP" */
+	if (sig_starts(p, n, "Internal error: ") && sig_find(p, n, " [#") > 0) {
+		h->kind = SIG_KIND_OOPS;
+		h->secondary = true;
 		return true;
 	}
 	if (sig_starts(p, n, "BUG: unable to handle page fault") ||

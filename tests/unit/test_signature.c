@@ -573,6 +573,32 @@ static void test_warnish_stall_lockup(void **state)
 	assert_string_equal(s.bucket, t.bucket);
 }
 
+/* An arm64 oops: "Unable to handle ...", "Internal error:", "pc :", "Call trace:". */
+static void test_arm64(void **state)
+{
+	struct sig s;
+
+	(void)state;
+	compute_str("Internal error: Oops: 0000000096000005 [#1] SMP",
+		    "Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000\n"
+		    "Mem abort info:\n"
+		    "  ESR = 0x0000000096000005\n"
+		    "Internal error: Oops: 0000000096000005 [#1] SMP\n"
+		    "Modules linked in: foo(O+)\n"
+		    "pc : foo_probe+0x1c/0x40 [foo]\n"
+		    "lr : foo_probe+0x14/0x40 [foo]\n"
+		    "sp : ffff80000a2bbb70\n"
+		    "Call trace:\n"
+		    "  foo_probe+0x1c/0x40 [foo]\n"
+		    "  really_probe+0x1a4/0x3e0\n"
+		    "  __driver_probe_device+0x80/0x140\n"
+		    "  driver_probe_device+0x44/0x120\n", &s);
+	assert_int_equal(s.kind, SIG_KIND_NULL_DEREF);
+	assert_string_equal(s.title, "BUG: kernel NULL pointer dereference in foo_probe");
+	assert_int_equal(s.nframes, 3);
+	assert_string_equal(s.frames[2], "__driver_probe_device");
+}
+
 static void test_plain_panic(void **state)
 {
 	struct sig a, b, c;
@@ -767,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_gpf_old_frames_suffixes),
 		cmocka_unit_test(test_kasan_and_bug_other),
 		cmocka_unit_test(test_warnish_stall_lockup),
+		cmocka_unit_test(test_arm64),
 		cmocka_unit_test(test_plain_panic),
 		cmocka_unit_test(test_message_picks_report),
 		cmocka_unit_test(test_empty_and_errors),
