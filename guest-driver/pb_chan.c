@@ -543,10 +543,13 @@ static struct pci_driver pb_chan_driver = {
 	.remove = pb_chan_remove,
 };
 
+/*
+ * Set up the channel's state and, with mailbox=1, bind the mailbox devices.
+ * pb_main.c allocates the tier's log buffer before this and creates
+ * /dev/panicbroker after it.
+ */
 int pb_chan_init(const struct pb_chan_params *p)
 {
-	int ret;
-
 	mutex_init(&pb_chan.lock);
 	INIT_DELAYED_WORK(&pb_chan.work, pb_chan_work);
 	INIT_LIST_HEAD(&pb_chan.devs);
@@ -556,34 +559,14 @@ int pb_chan_init(const struct pb_chan_params *p)
 
 	pb_chan.kdump = is_kdump_kernel();
 	pb_chan_read_boot_id(pb_chan.boot_id);
-	ret = pb_chan_panic_init();
-	if (ret)
-		return ret;
-	ret = pci_register_driver(&pb_chan_driver);
-	if (ret)
-		goto err_panic;
-	if (pb_chan.kdump) {
-		ret = pb_cdev_register();
-		if (ret)
-			goto err_pci;
-	}
-	return 0;
-
-err_pci:
-	pci_unregister_driver(&pb_chan_driver);
-err_panic:
-	pb_chan_panic_exit();
-	return ret;
+	return pci_register_driver(&pb_chan_driver);
 }
 
 void pb_chan_exit(void)
 {
 	if (!pb_chan.params.enable)
 		return;
-	if (pb_chan.kdump)
-		pb_cdev_unregister();
 	/* The work takes the lock, so it may run while the devices go. */
 	pci_unregister_driver(&pb_chan_driver);
 	cancel_delayed_work_sync(&pb_chan.work);
-	pb_chan_panic_exit();
 }

@@ -3,11 +3,13 @@
  * panicbroker: tell the hypervisor about a panic before kdump runs.
  *
  * Load and unload, module parameters, and the one line that says how the
- * module is armed. The work itself is in pb_tier.c.
+ * module is armed. This file alone decides the order in which the parts
+ * are set up and torn down; the work itself is in pb_tier.c.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/crash_dump.h>
 #include <linux/errno.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -119,60 +121,40 @@ static void pb_check_caps(const struct pb_pvpanic *pv)
 			pv->name, pv->caps_raw);
 }
 
-static int __init pb_init(void)
+/* Find the device to signal; finding none fails only with require_device=1. */
+static int pb_find_pvpanic(enum pb_pvpanic_mode mode)
 {
-	struct pb_chan_params chan = { };
-	enum pb_pvpanic_mode mode;
-	bool have_kprobe;
-	char devdesc[64];
 	int ret;
 
-	ret = pb_parse_params(&mode);
-	if (ret)
-		return ret;
-
 	ret = pb_pvpanic_find(&pb_dev, mode, pb_param_ioport);
-	if (ret && ret != -ENODEV) {
+	if (!ret) {
+		pb_check_caps(&pb_dev);
+		return 0;
+	}
+	if (ret != -ENODEV) {
 		pr_err("cannot set up the pvpanic device: %d\n", ret);
 		return ret;
 	}
-	if (ret && pb_param_require_device) {
+	if (pb_param_require_device) {
 		pr_err("no pvpanic device (looked for %s); refusing to load (require_device=1)\n",
 		       pb_looked_for(mode));
 		return ret;
 	}
-	if (ret && mode != PB_PVPANIC_OFF)
+	if (mode != PB_PVPANIC_OFF)
 		pr_warn("no pvpanic device (looked for %s): loading anyway, the tier will signal nothing\n",
 			pb_looked_for(mode));
-	if (!ret)
-		pb_check_caps(&pb_dev);
+	return 0;
+}
 
-	chan.enable = pb_param_mailbox;
-	chan.unload_wait_ms = pb_param_unload_wait_ms;
-	ret = pb_chan_init(&chan);
-	if (ret) {
-		pr_err("cannot set up the broker channel: %d\n", ret);
-		goto err_release;
-	}
+/* /dev/panicbroker is there for pbreport, in a kdump kernel with a mailbox. */
+static bool pb_want_cdev(void)
+{
+	return pb_param_mailbox && is_kdump_kernel();
+}
 
-	pb_tier_arm(&pb_dev);
-
-	ret = pb_hook_kprobe_register();
-	have_kprobe = !ret;
-	if (ret && pb_param_require_kprobe) {
-		pr_err("cannot kprobe %s (%d); refusing to load (require_kprobe=1)\n",
-		       PB_KPROBE_SYMBOL, ret);
-		goto err_chan;
-	}
-	if (ret)
-		pr_warn("cannot kprobe %s (%d): using the panic notifier only; with a crash kernel loaded the host will NOT be told before kdump\n",
-			PB_KPROBE_SYMBOL, ret);
-
-	ret = pb_hook_notifier_register();
-	if (ret) {
-		pr_err("cannot register the panic notifier: %d\n", ret);
-		goto err_kprobe;
-	}
+static void pb_say_armed(enum pb_pvpanic_mode mode, bool have_kprobe)
+{
+	char devdesc[64];
 
 	if (pb_dev.bus != PB_BUS_NONE)
 		snprintf(devdesc, sizeof(devdesc), "pvpanic %s%s caps 0x%x",
@@ -189,13 +171,90 @@ static int __init pb_init(void)
 		have_kprobe ? "kprobe " PB_KPROBE_SYMBOL " + panic notifier" :
 			      "panic notifier only",
 		devdesc, pb_param_mailbox ? "on" : "off");
+}
+
+/*
+ * Every part is set up here, in this order, and torn down in the reverse
+ * order, here and in pb_exit(): the pvpanic device, the broker channel (the
+ * tier's log buffer, the mailbox driver, /dev/panicbroker), then the tier
+ * and the two hooks into it. The hooks come last: once one is registered,
+ * the tier may run at any moment and reads all the rest without a lock.
+ */
+static int __init pb_init(void)
+{
+	struct pb_chan_params chan = {
+		.enable = pb_param_mailbox,
+		.unload_wait_ms = pb_param_unload_wait_ms,
+	};
+	enum pb_pvpanic_mode mode;
+	bool have_kprobe;
+	int ret;
+
+	ret = pb_parse_params(&mode);
+	if (ret)
+		return ret;
+
+	ret = pb_find_pvpanic(mode);
+	if (ret)
+		return ret;
+
+	if (pb_param_mailbox) {
+		ret = pb_chan_panic_init();
+		if (ret) {
+			pr_err("cannot set up the broker channel (log buffer): %d\n",
+			       ret);
+			goto err_pvpanic;
+		}
+	}
+
+	ret = pb_chan_init(&chan);
+	if (ret) {
+		pr_err("cannot set up the broker channel (mailbox driver): %d\n",
+		       ret);
+		goto err_chan_panic;
+	}
+
+	if (pb_want_cdev()) {
+		ret = pb_cdev_register();
+		if (ret) {
+			pr_err("cannot set up the broker channel (/dev/panicbroker): %d\n",
+			       ret);
+			goto err_chan;
+		}
+	}
+
+	pb_tier_arm(&pb_dev);
+
+	ret = pb_hook_kprobe_register();
+	have_kprobe = !ret;
+	if (ret && pb_param_require_kprobe) {
+		pr_err("cannot kprobe %s (%d); refusing to load (require_kprobe=1)\n",
+		       PB_KPROBE_SYMBOL, ret);
+		goto err_cdev;
+	}
+	if (ret)
+		pr_warn("cannot kprobe %s (%d): using the panic notifier only; with a crash kernel loaded the host will NOT be told before kdump\n",
+			PB_KPROBE_SYMBOL, ret);
+
+	ret = pb_hook_notifier_register();
+	if (ret) {
+		pr_err("cannot register the panic notifier: %d\n", ret);
+		goto err_kprobe;
+	}
+
+	pb_say_armed(mode, have_kprobe);
 	return 0;
 
 err_kprobe:
 	pb_hook_kprobe_unregister();
+err_cdev:
+	if (pb_want_cdev())
+		pb_cdev_unregister();
 err_chan:
 	pb_chan_exit();
-err_release:
+err_chan_panic:
+	pb_chan_panic_exit();
+err_pvpanic:
 	pb_pvpanic_release(&pb_dev);
 	return ret;
 }
@@ -204,11 +263,14 @@ static void __exit pb_exit(void)
 {
 	/*
 	 * Both unregister calls wait for a tier still running on another
-	 * CPU, so the device can go once they return.
+	 * CPU, so the rest can go once they return.
 	 */
 	pb_hook_notifier_unregister();
 	pb_hook_kprobe_unregister();
+	if (pb_want_cdev())
+		pb_cdev_unregister();
 	pb_chan_exit();
+	pb_chan_panic_exit();
 	pb_pvpanic_release(&pb_dev);
 }
 
