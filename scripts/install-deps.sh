@@ -21,6 +21,9 @@ test_pkgs=(
 	# each with the headers the module is built against
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
+	# make deb, and the real Debian guest of tests/realguest
+	dpkg-dev debhelper dh-dkms dkms lintian
+	mmdebstrap apt-utils e2fsprogs
 )
 
 pkgs=("${build_pkgs[@]}")
