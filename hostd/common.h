@@ -16,6 +16,10 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+#include <stddef.h>
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _unused_ __attribute__((unused))
@@ -25,6 +29,7 @@ static inline void freep(void *p)
 	free(*(void **)p);
 }
 
+/* Closes *fd (keeping errno) and leaves it -1, so a second call is a no-op. */
 static inline void closep(int *fd)
 {
 	if (*fd >= 0) {
@@ -32,6 +37,7 @@ static inline void closep(int *fd)
 
 		close(*fd);
 		errno = saved;
+		*fd = -1;
 	}
 }
 

@@ -243,8 +243,7 @@ int cfg_parse_vm_spec(const char *spec, struct vm_config *ret, char *err,
 			char reason[CFG_ERR_MAX];
 
 			snprintf(reason, sizeof(reason), "%s", err);
-			snprintf(err, errlen, "VM %s: %s", vm.name, reason);
-			return r;
+			return err_set(err, errlen, r, "VM %s: %s", vm.name, reason);
 		}
 	}
 	if (!(seen & 1u))
@@ -405,8 +404,7 @@ int cfg_load_file(struct config *cfg, const char *path, char *err,
 	if (!f) {
 		int r = -errno;
 
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return r;
+		return err_set(err, errlen, r, "%s: %s", path, strerror(errno));
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char reason[CFG_ERR_MAX], *s, *key, *value;
@@ -426,13 +424,11 @@ int cfg_load_file(struct config *cfg, const char *path, char *err,
 		value = cfg_strip(value);
 		r = cfg_set_option(cfg, key, value, reason, sizeof(reason));
 		if (r < 0) {
-			snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
-			return r;
+			return err_set(err, errlen, r, "%s:%u: %s", path, lineno, reason);
 		}
 	}
 	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error", path);
-		return -EIO;
+		return err_set(err, errlen, -EIO, "%s: read error", path);
 	}
 	return 0;
 }

@@ -155,8 +155,7 @@ int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret,
 	int r;
 
 	if (memchr(line, '\0', len)) {
-		snprintf(err, errlen, "line contains a NUL byte");
-		return -EBADMSG;
+		return err_set(err, errlen, -EBADMSG, "line contains a NUL byte");
 	}
 	tok = json_tokener_new_ex(QMP_JSON_DEPTH);
 	if (!tok)
@@ -167,17 +166,15 @@ int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret,
 	json_tokener_free(tok);
 	if (!m.root || jerr != json_tokener_success) {
 		json_object_put(m.root);
-		snprintf(err, errlen, "malformed JSON: %s",
+		return err_set(err, errlen, -EBADMSG, "malformed JSON: %s",
 			 jerr == json_tokener_continue ? "unexpected end of line"
 						       : json_tokener_error_desc(jerr));
-		return -EBADMSG;
 	}
 	while (end < len && (line[end] == ' ' || line[end] == '\t'))
 		end++;
 	if (end != len) {
 		json_object_put(m.root);
-		snprintf(err, errlen, "trailing bytes after the JSON value");
-		return -EBADMSG;
+		return err_set(err, errlen, -EBADMSG, "trailing bytes after the JSON value");
 	}
 	r = qmp_msg_classify(&m, err, errlen);
 	if (r < 0) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "io.h"
 #include "spool.h"
 #include "util.h"
 
@@ -56,34 +57,29 @@ int spool_open(const char *path, bool owner, struct spool **ret, char *err,
 		goto fail;
 	}
 	if (owner && spool_mkdir(AT_FDCWD, path) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot create spool %s: %s", path, strerror(errno));
+		r = err_set(err, errlen, -errno, "cannot create spool %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open spool %s: %s", path, strerror(errno));
+		r = err_set(err, errlen, -errno, "cannot open spool %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (owner) {
 		s->lock_fd = openat(s->dirfd, ".lock",
 				    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (s->lock_fd < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot create %s/.lock: %s", path,
+			r = err_set(err, errlen, -errno, "cannot create %s/.lock: %s", path,
 				 strerror(errno));
 			goto fail;
 		}
 		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-			r = -errno;
-			snprintf(err, errlen, "spool %s is in use by another panicbrokerd",
+			r = err_set(err, errlen, -errno, "spool %s is in use by another panicbrokerd",
 				 path);
 			goto fail;
 		}
 		if (spool_mkdir(s->dirfd, "crashes") < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot create %s/crashes: %s", path,
+			r = err_set(err, errlen, -errno, "cannot create %s/crashes: %s", path,
 				 strerror(errno));
 			goto fail;
 		}
@@ -91,8 +87,7 @@ int spool_open(const char *path, bool owner, struct spool **ret, char *err,
 	s->crashes_fd = openat(s->dirfd, "crashes",
 			       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (s->crashes_fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open %s/crashes: %s", path,
+		r = err_set(err, errlen, -errno, "cannot open %s/crashes: %s", path,
 			 strerror(errno));
 		goto fail;
 	}
@@ -180,7 +175,6 @@ int spool_write_atomic(int dirfd, const char *name, const void *data,
 {
 	char tmp[256];
 	_cleanup_close_ int fd = -1;
-	const char *p = data;
 	int r;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= sizeof(tmp))
@@ -189,18 +183,9 @@ int spool_write_atomic(int dirfd, const char *name, const void *data,
 		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return -errno;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			goto fail;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	r = io_write_full(fd, data, len);
+	if (r < 0)
+		goto fail;
 	if (fsync(fd) < 0) {
 		r = -errno;
 		goto fail;
@@ -246,14 +231,12 @@ int spool_read_record(struct spool *s, const char *id, json_object **ret,
 
 	r = spool_open_crash(s, id, &dfd);
 	if (r < 0) {
-		snprintf(err, errlen, "no crash %s: %s", id, strerror(-r));
-		return r;
+		return err_set(err, errlen, r, "no crash %s: %s", id, strerror(-r));
 	}
 	fd = openat(dfd, SPOOL_RECORD_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s/%s: %s", id, SPOOL_RECORD_NAME, strerror(errno));
-		return r;
+		return err_set(err, errlen, r, "%s/%s: %s", id, SPOOL_RECORD_NAME, strerror(errno));
 	}
 	buf = malloc(SPOOL_RECORD_MAX + 1);
 	if (!buf)
@@ -265,25 +248,22 @@ int spool_read_record(struct spool *s, const char *id, json_object **ret,
 			if (errno == EINTR)
 				continue;
 			r = -errno;
-			snprintf(err, errlen, "%s/%s: %s", id, SPOOL_RECORD_NAME,
+			return err_set(err, errlen, r, "%s/%s: %s", id, SPOOL_RECORD_NAME,
 				 strerror(errno));
-			return r;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > SPOOL_RECORD_MAX) {
-			snprintf(err, errlen, "%s/%s: larger than %d bytes", id,
+			return err_set(err, errlen, -EFBIG, "%s/%s: larger than %d bytes", id,
 				 SPOOL_RECORD_NAME, SPOOL_RECORD_MAX);
-			return -EFBIG;
 		}
 	}
 	buf[len] = '\0';
 	obj = json_tokener_parse(buf);
 	if (!obj || !json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
-		snprintf(err, errlen, "%s/%s: not a JSON object", id, SPOOL_RECORD_NAME);
-		return -EBADMSG;
+		return err_set(err, errlen, -EBADMSG, "%s/%s: not a JSON object", id, SPOOL_RECORD_NAME);
 	}
 	*ret = obj;
 	return 0;

@@ -31,7 +31,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 
 #include "common.h"
 #include "util.h"
+#include "io.h"
 #include "vmcore.h"
 
 #define FLAT_SIGNATURE "makedumpfile" /* with its NUL: 13 of 16 bytes */
@@ -100,79 +100,6 @@ static uint64_t align4(uint64_t v)
 	return (v + 3) & ~(uint64_t)3;
 }
 
-/* Reads up to @len bytes from the file position; fewer only at EOF.
- * Returns the count or -errno. */
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, p + got, len - got);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-				if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-					return -errno;
-				continue;
-			}
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += n;
-	}
-	return got;
-}
-
-/* pread() of up to @len bytes at @off; fewer only at EOF. */
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-	size_t got = 0;
-
-	if (off > INT64_MAX || len > INT64_MAX - off)
-		return 0; /* beyond any file: reads as EOF */
-	while (got < len) {
-		ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += n;
-	}
-	return got;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= n;
-		off += n;
-	}
-	return 0;
-}
-
 const char *vmcore_format_name(enum vmcore_format f)
 {
 	switch (f) {
@@ -199,7 +126,7 @@ static bool flat_header_ok(const uint8_t *b, size_t n)
 int vmcore_detect(int fd)
 {
 	uint8_t b[32];
-	ssize_t n = pread_full(fd, b, sizeof(b), 0);
+	ssize_t n = io_pread_full(fd, b, sizeof(b), 0);
 
 	if (n < 0)
 		return n;
@@ -220,7 +147,7 @@ int vmcore_detect(int fd)
 int vmcore_is_flattened(int fd)
 {
 	uint8_t b[24];
-	ssize_t n = pread_full(fd, b, sizeof(b), 0);
+	ssize_t n = io_pread_full(fd, b, sizeof(b), 0);
 
 	if (n < 0)
 		return n;
@@ -250,7 +177,7 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 	if (S_ISREG(sout.st_mode) && ftruncate(out_fd, 0) < 0)
 		return err_set(err, errlen, -errno, "cannot truncate the output: %m");
 
-	n = read_full(in_fd, buf, VMCORE_FLAT_HEADER_SIZE);
+	n = io_read_full(in_fd, buf, VMCORE_FLAT_HEADER_SIZE);
 	if (n < 0)
 		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n == 0)
@@ -278,7 +205,7 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 		int64_t off, size;
 		uint64_t o, left;
 
-		n = read_full(in_fd, h, sizeof(h));
+		n = io_read_full(in_fd, h, sizeof(h));
 		if (n < 0)
 			return err_set(err, errlen, n, "cannot read the dump: %s",
 				       strerror(-n));
@@ -318,7 +245,7 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 		for (o = off, left = size; left;) {
 			size_t want = left < VMCORE_COPY_CHUNK ? left : VMCORE_COPY_CHUNK;
 
-			n = read_full(in_fd, buf, want);
+			n = io_read_full(in_fd, buf, want);
 			if (n < 0)
 				return err_set(err, errlen, n, "cannot read the dump: %s",
 					       strerror(-n));
@@ -327,7 +254,7 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 					       "dump truncated in the data of record %llu (input offset %llu)",
 					       (unsigned long long)nrec,
 					       (unsigned long long)(pos + n));
-			r = pwrite_full(out_fd, buf, want, o);
+			r = io_pwrite_full(out_fd, buf, want, o);
 			if (r < 0)
 				return err_set(err, errlen, r,
 					       "cannot write the output at offset %llu: %s",
@@ -340,7 +267,7 @@ int vmcore_unflatten(int in_fd, int out_fd, uint64_t max_size, char *err,
 	if (nrec == 0)
 		return err_set(err, errlen, -EBADMSG, "flattened dump has no records");
 
-	n = read_full(in_fd, buf, 1);
+	n = io_read_full(in_fd, buf, 1);
 	if (n < 0)
 		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n > 0)
@@ -375,7 +302,7 @@ static int kdump_read_header(int fd, struct kdump_hdr *k, char *err,
 	size_t need;
 	ssize_t n;
 
-	n = pread_full(fd, h, sizeof(h), 0);
+	n = io_pread_full(fd, h, sizeof(h), 0);
 	if (n < 0)
 		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if (n < KDUMP_SIG_LEN || memcmp(h, KDUMP_SIGNATURE, KDUMP_SIG_LEN) != 0) {
@@ -404,7 +331,7 @@ static int kdump_read_header(int fd, struct kdump_hdr *k, char *err,
 			       sub);
 
 	need = kdump_sub_header_len(version);
-	n = pread_full(fd, sh, need, (uint64_t)bs);
+	n = io_pread_full(fd, sh, need, (uint64_t)bs);
 	if (n < 0)
 		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if ((size_t)n < need)
@@ -438,7 +365,7 @@ static int read_text(int fd, uint64_t off, uint64_t size, char **ret_text,
 	t = malloc(size + 1);
 	if (!t)
 		return err_set(err, errlen, -ENOMEM, "out of memory");
-	n = pread_full(fd, t, size, off);
+	n = io_pread_full(fd, t, size, off);
 	if (n < 0)
 		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if ((uint64_t)n < size)
@@ -486,7 +413,7 @@ static int elf_scan_notes(int fd, uint64_t off, uint64_t size, char **ret_text,
 		uint64_t namesz, descsz, body;
 		ssize_t n;
 
-		n = pread_full(fd, nh, 12, off + p);
+		n = io_pread_full(fd, nh, 12, off + p);
 		if (n < 0)
 			return err_set(err, errlen, n, "cannot read the dump: %s",
 				       strerror(-n));
@@ -501,7 +428,7 @@ static int elf_scan_notes(int fd, uint64_t off, uint64_t size, char **ret_text,
 				       "malformed note at offset %llu",
 				       (unsigned long long)(off + p));
 		if (namesz == sizeof(name)) {
-			n = pread_full(fd, nh + 12, sizeof(name), off + p + 12);
+			n = io_pread_full(fd, nh + 12, sizeof(name), off + p + 12);
 			if (n < 0)
 				return err_set(err, errlen, n, "cannot read the dump: %s",
 					       strerror(-n));
@@ -534,7 +461,7 @@ static int elf_read_vmcoreinfo(int fd, bool is64, char **ret_text,
 	uint64_t phoff, shoff, phnum, i;
 	ssize_t n;
 
-	n = pread_full(fd, eh, ehsz, 0);
+	n = io_pread_full(fd, eh, ehsz, 0);
 	if (n < 0)
 		return err_set(err, errlen, n, "cannot read the dump: %s", strerror(-n));
 	if ((size_t)n < ehsz)
@@ -567,7 +494,7 @@ static int elf_read_vmcoreinfo(int fd, bool is64, char **ret_text,
 		if (shoff == 0 || shentsize != shsz)
 			return err_set(err, errlen, -EBADMSG,
 				       "ELF program header count missing (PN_XNUM without section 0)");
-		n = pread_full(fd, sh, sizeof(sh), shoff + at);
+		n = io_pread_full(fd, sh, sizeof(sh), shoff + at);
 		if (n < 0)
 			return err_set(err, errlen, n, "cannot read the dump: %s",
 				       strerror(-n));
@@ -587,7 +514,7 @@ static int elf_read_vmcoreinfo(int fd, bool is64, char **ret_text,
 	for (i = 0; i < phnum;) {
 		uint64_t batch = phnum - i < 64 ? phnum - i : 64;
 
-		n = pread_full(fd, ph, batch * phsz, phoff + i * phsz);
+		n = io_pread_full(fd, ph, batch * phsz, phoff + i * phsz);
 		if (n < 0)
 			return err_set(err, errlen, n, "cannot read the dump: %s",
 				       strerror(-n));
@@ -714,7 +641,7 @@ int vmcore_kdump_fix_phys_base(int fd, uint64_t *ret_old, uint64_t *ret_new,
 		uint8_t b[8];
 
 		put_le64(b, (uint64_t)v);
-		r = pwrite_full(fd, b, sizeof(b), (uint64_t)k.block_size + KSH_PHYS_BASE);
+		r = io_pwrite_full(fd, b, sizeof(b), (uint64_t)k.block_size + KSH_PHYS_BASE);
 		if (r < 0)
 			return err_set(err, errlen, r, "cannot rewrite phys_base: %s",
 				       strerror(-r));
