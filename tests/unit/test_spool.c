@@ -68,11 +68,16 @@ static struct crash *new_crash(struct spool *s, const char *event, uint64_t when
 		.qmp_timestamp_usec = when - 5,
 		.data = data,
 		.source = "unit test",
+		.kdump_loaded = strcmp(event, "GUEST_CRASHLOADED") == 0,
+		.backend = "qmp",
 	};
 	struct crash *c = NULL;
 
 	assert_int_equal(crash_new(s, &ev, FINAL_ACTION_RESTART, &c), 0);
 	json_object_put(data);
+	/* In memory until the first save, which publishes it. */
+	assert_false(c->published);
+	assert_int_equal(crash_save(c), 0);
 	return c;
 }
 
@@ -129,7 +134,7 @@ static void test_record_lifecycle(void **state)
 	assert_true(json_object_get_boolean(v));
 
 	/* Updates replace the whole file; the reloaded crash carries on. */
-	crash_set_kdump_deadline(c, 1700000600000000ULL);
+	crash_set_kdump_bound(c, 1700000600000000ULL);
 	crash_set_state(c, CRASH_KDUMP_RUNNING, "kdump %d", 1);
 	for (int i = 0; i < 10; i++)
 		crash_add_duplicate(c, "GUEST_CRASHLOADED");
