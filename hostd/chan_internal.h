@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the host end of the broker channel (hostd/chan.h), shared by its
+ * three files: chan.c (the object's life and its poll timer), chan_look.c
+ * (one look at the mailbox: what the guest wrote, turned into events) and
+ * chan_file.c (the file, created or adopted, and mapped). Not an interface
+ * for anything else.
+ */
+#ifndef PB_CHAN_INTERNAL_H
+#define PB_CHAN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <panicbroker/mailbox.h>
+
+#include "chan.h"
+#include "ratelimit.h"
+#include "util.h"
+
+#define CHAN_LOGGED_REASONS 32
+
+/* ---- the file (chan_file.c): no protocol, no logging ---- */
+
+struct chan_file {
+	int fd;
+	void *map;		/* NULL: not mapped (or given up) */
+	uint32_t size;		/* bytes mapped */
+};
+
+#define CHAN_FILE_INIT { .fd = -1 }
+
+/*
+ * Creates (0600, PB_MBOX_SIZE_DEFAULT) or adopts @path, never truncating a
+ * file that exists (QEMU may have it mapped), and maps it whole; refuses a
+ * size v1 does not allow. Negative errno, the reason in @err.
+ */
+int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errlen);
+/*
+ * True while the file still covers the mapping: touching a page past the end
+ * of a truncated file is SIGBUS. A truncation racing the check is not covered.
+ */
+bool chan_file_intact(const struct chan_file *f);
+/* Unmaps (the file stays). */
+void chan_file_unmap(struct chan_file *f);
+/* Unmaps and closes. */
+void chan_file_close(struct chan_file *f);
+/* A host generation for a file with no valid layout: the realtime clock in ns. */
+uint64_t chan_file_clock_generation(void);
+
+/* ---- the channel ---- */
+
+struct chan {
+	char vm[VM_NAME_MAX + 1];
+	char path[4096];
+	sd_event *event;
+	sd_event_source *timer;
+	const struct chan_ops *ops;
+	void *ud;
+
+	struct chan_file file;
+	struct pb_mbox_layout layout;	/* our own, validated copy */
+	uint64_t generation;
+	uint64_t heartbeat;
+	bool started;			/* events may be delivered */
+	bool looking;			/* in a look: no second one from a callback */
+	unsigned int delivered;		/* events of this look */
+	bool kdump;			/* the VM is in its kdump kernel */
+
+	/* The session: accepted, or refused as malformed (not looked at again). */
+	uint64_t session;
+	uint32_t role;
+	uint64_t prev_session;		/* KDUMP: the crashed session */
+	uint64_t bad_session;
+	bool ring_broken;
+	bool unload_acked;
+	uint32_t unload_seq;
+	struct pb_mbox_ring g2h, h2g;
+	struct chan_guest guest;	/* its HELLO, while have_hello */
+	bool have_hello;
+	unsigned int ctl_crc_fails;
+	bool busy;			/* a session is in HELLO..UNLOADING */
+
+	/* The panic slot. */
+	bool salvaged;			/* a record kept aside at open, for chan_start */
+	struct pb_mbox_panic_view salvage; /* into slot[] */
+	uint64_t panic_session;		/* the last record (dedup by session and seq) */
+	uint32_t panic_seq;
+	struct ratelimit panic_rl;
+	bool slot_retry;		/* a record held back by panic_rl */
+	unsigned int timing_polls;
+
+	struct ratelimit kdump_rl;
+	uint64_t kdump_dropped;		/* reports over kdump_rl, not reported yet */
+	struct ratelimit session_log_rl;
+	uint64_t unknown;		/* ring records of unknown types, skipped */
+	uint64_t unknown_reported;
+	struct ratelimit unknown_rl;
+	uint64_t malformed;
+	uint64_t malformed_reported;
+	const char *malformed_what, *malformed_reason; /* the last one */
+	struct ratelimit malformed_rl;
+	const char *logged[CHAN_LOGGED_REASONS];
+	unsigned int n_logged;
+
+	uint8_t rec[PB_MBOX_RING_PAYLOAD_MAX];
+	uint8_t slot[PB_MBOX_PANIC_PAYLOAD_MAX];
+};
+
+/* ---- one look (chan_look.c) ---- */
+
+/*
+ * Looks at the mailbox once (@doorbell: the panic slot too) and calls
+ * ops->end() if that delivered anything. Nothing before chan_start(), nothing
+ * from inside a callback of a look, nothing once the file was given up.
+ */
+void chan_look(struct chan *c, bool doorbell);
+/* chan_start()'s look: the salvaged record, the malformed count of the open. */
+void chan_look_salvaged(struct chan *c);
+/* Counts malformed guest input, logs it once per reason, reports it (rate-limited). */
+void chan_malformed(struct chan *c, const char *what, const char *reason);
+/* False (and logged, the mapping dropped) once the file shrank. */
+bool chan_intact(struct chan *c);
+
+#endif
