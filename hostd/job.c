@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -14,7 +15,7 @@ struct job {
 	pid_t pid;
 	int pidfd;
 	int out_fd;
-	char out[JOB_OUTPUT_MAX + 1];
+	char out[JOB_OUTPUT_MAX + 1]; /* +1: the NUL that makes it text */
 	size_t out_len;
 	sd_event_source *child;
 	sd_event_source *timer;
@@ -33,18 +34,28 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+/* Reads what is there; beyond JOB_OUTPUT_MAX it is read and dropped, so the
+ * child never blocks on a full pipe. */
 static void job_drain(struct job *j)
 {
-	for (;;) {
+	while (j->out_fd >= 0) {
 		char scratch[4096];
-		char *dst = j->out_len < JOB_OUTPUT_MAX ? j->out + j->out_len : scratch;
-		size_t room = j->out_len < JOB_OUTPUT_MAX ? JOB_OUTPUT_MAX - j->out_len
-							   : sizeof(scratch);
+		bool keep = j->out_len < JOB_OUTPUT_MAX;
+		char *dst = keep ? j->out + j->out_len : scratch;
+		size_t room = keep ? JOB_OUTPUT_MAX - j->out_len : sizeof(scratch);
 		ssize_t n = read(j->out_fd, dst, room);
 
-		if (n <= 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			/* EOF (or a broken pipe): nothing more will come. */
+			j->io = sd_event_source_disable_unref(j->io);
+			closep(&j->out_fd);
 			return;
-		if (dst != scratch)
+		}
+		if (n < 0)
+			return;
+		if (keep)
 			j->out_len += (size_t)n;
 	}
 }
@@ -62,7 +73,7 @@ static void job_finish(struct job *j, int status)
 {
 	job_drain(j);
 	j->out[j->out_len] = '\0';
-	j->done(j, status, j->out, j->userdata);
+	j->done(j, status, j->out, j->out_len, j->userdata);
 	job_free(j);
 }
 
@@ -85,67 +96,85 @@ static int job_on_exit(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	return 0;
 }
 
+static void job_kill(struct job *j)
+{
+	/* Both fail only if the child is gone already, which is what we want. */
+	(void)kill(j->pid, SIGKILL);
+	(void)waitpid(j->pid, NULL, 0);
+}
+
 static int job_on_timeout(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct job *j = ud;
 
 	(void)s;
 	(void)usec;
-	kill(j->pid, SIGKILL);
-	waitpid(j->pid, NULL, 0);
+	job_kill(j);
 	job_finish(j, -ETIMEDOUT);
 	return 0;
+}
+
+/* In the child: never returns. */
+_Noreturn static void job_child(job_fn fn, void *fn_data, char *const argv[],
+				int out_fd)
+{
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	sigset_t none;
+
+	/* The daemon blocks signals it handles through the loop. */
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0 || devnull < 0 ||
+	    dup2(devnull, STDIN_FILENO) < 0)
+		_exit(127);
+	if (argv) {
+		if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		/* The parent reads this as the job's output; nothing else to do
+		 * if it cannot be written. */
+		(void)dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (dup2(devnull, STDOUT_FILENO) < 0 || dup2(devnull, STDERR_FILENO) < 0)
+		_exit(127);
+	_exit(fn(out_fd, fn_data));
 }
 
 static int job_start(sd_event *e, job_fn fn, void *fn_data, char *const argv[],
 		     uint64_t timeout_usec, job_done_fn done, void *userdata,
 		     struct job **ret)
 {
+	_cleanup_close_ int rd = -1, wr = -1;
 	struct job *j;
 	int pipefd[2], r;
 	pid_t pid;
 
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	rd = pipefd[0];
+	wr = pipefd[1];
+	if (fcntl(rd, F_SETFL, O_NONBLOCK) < 0)
+		return -errno;
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	j->out_fd = -1;
 	j->pidfd = -1;
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		free(j);
-		return -errno;
-	}
 	pid = fork();
 	if (pid < 0) {
 		r = -errno;
-		close(pipefd[0]);
-		close(pipefd[1]);
 		free(j);
 		return r;
 	}
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(devnull, STDIN_FILENO);
-		dup2(pipefd[1], STDOUT_FILENO);
-		dup2(pipefd[1], STDERR_FILENO);
-		if (argv) {
-			execvp(argv[0], argv);
-			dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0], strerror(errno));
-			_exit(127);
-		}
-		r = fn(fn_data);
-		fflush(NULL);
-		_exit(r);
+		closep(&rd);
+		job_child(fn, fn_data, argv, wr);
 	}
-	close(pipefd[1]);
+	closep(&wr);
 	j->pid = pid;
-	j->out_fd = pipefd[0];
+	j->out_fd = TAKE_FD(rd);
 	j->done = done;
 	j->userdata = userdata;
-	fcntl(j->out_fd, F_SETFL, O_NONBLOCK);
 	j->pidfd = pidfd_open(pid, 0);
 	r = j->pidfd < 0 ? -errno : 0;
 	if (r >= 0)
@@ -156,8 +185,7 @@ static int job_start(sd_event *e, job_fn fn, void *fn_data, char *const argv[],
 		r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC,
 					       timeout_usec, 0, job_on_timeout, j);
 	if (r < 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		job_kill(j);
 		job_free(j);
 		return r;
 	}
@@ -181,7 +209,6 @@ void job_cancel(struct job *j)
 {
 	if (!j)
 		return;
-	kill(j->pid, SIGKILL);
-	waitpid(j->pid, NULL, 0);
+	job_kill(j);
 	job_free(j);
 }

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include "common.h"
+#include "evutil.h"
 #include "qmp.h"
 
 enum qmp_phase {
@@ -113,6 +114,21 @@ bool qmp_is_ready(const struct qmp *q)
 	return q->phase == QMP_READY;
 }
 
+int qmp_peer(const struct qmp *q, pid_t *ret_pid)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+
+	if (q->fd < 0)
+		return -ENOTCONN;
+	if (getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -errno;
+	if (len != sizeof(cred) || cred.pid <= 0)
+		return -ENODATA;
+	*ret_pid = cred.pid;
+	return 0;
+}
+
 void qmp_disconnect(struct qmp *q)
 {
 	qmp_teardown(q);
@@ -130,14 +146,6 @@ _printf_(3, 4) static void qmp_fail(struct qmp *q, int error, const char *fmt,
 	qmp_teardown(q);
 	if (q->ops->closed)
 		q->ops->closed(q, error, reason, q->userdata);
-}
-
-static uint64_t qmp_now(struct qmp *q)
-{
-	uint64_t now = 0;
-
-	sd_event_now(q->event, CLOCK_MONOTONIC, &now);
-	return now;
 }
 
 /* Arms the timer for the earliest deadline: the greeting or a command. */
@@ -196,7 +204,7 @@ int qmp_connect(struct qmp *q)
 	}
 	q->fd = TAKE_FD(fd);
 	q->phase = QMP_GREETING;
-	q->greeting_deadline_usec = qmp_now(q) + QMP_GREETING_TIMEOUT_USEC;
+	q->greeting_deadline_usec = ev_now_usec(q->event) + QMP_GREETING_TIMEOUT_USEC;
 	r = qmp_rearm(q);
 	if (r < 0) {
 		qmp_teardown(q);
@@ -254,7 +262,7 @@ static int qmp_send_raw(struct qmp *q, const char *command, json_object *args,
 
 	q->pending[q->n_pending++] = (struct qmp_pending){
 		.id = q->next_id++,
-		.deadline_usec = qmp_now(q) + QMP_COMMAND_TIMEOUT_USEC,
+		.deadline_usec = ev_now_usec(q->event) + QMP_COMMAND_TIMEOUT_USEC,
 		.fn = fn,
 		.userdata = userdata,
 	};

@@ -19,6 +19,7 @@
 #define PB_QMP_H
 
 #include <json-c/json.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "qmp_msg.h"
@@ -49,6 +50,9 @@ int qmp_connect(struct qmp *q);
 void qmp_disconnect(struct qmp *q);
 bool qmp_is_connected(const struct qmp *q);
 bool qmp_is_ready(const struct qmp *q);
+/* The process at the other end of the connected socket (SO_PEERCRED):
+ * -ENOTCONN without a connection, -ENODATA when the kernel has no pid. */
+int qmp_peer(const struct qmp *q, pid_t *ret_pid);
 
 /* @args may be NULL; it is not consumed. */
 int qmp_send(struct qmp *q, const char *command, json_object *args,

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
+/*
+ * One snapshot, through any backend: the guest's RAM size, the space check,
+ * .vmcore.partial, the backend's dump into it, the file finished in a child
+ * (standard layout, phys_base, synced, renamed), then read back with
+ * makedumpfile. The record changes only through crash_snapshot_*().
+ */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +14,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "evutil.h"
+#include "io.h"
 #include "job.h"
 #include "log.h"
 #include "snapshot.h"
@@ -17,44 +24,63 @@
 
 #define SNAPSHOT_PARTIAL ".vmcore.partial"
 #define SNAPSHOT_TMP ".vmcore.tmp"
-#define SNAPSHOT_FDNAME "panicbroker-dump"
 #define SNAPSHOT_DMESG "dmesg.txt"
+#define SNAPSHOT_DMESG_MAX (1024 * 1024)
 #define SNAPSHOT_LOG_TAIL 8192
 #define SNAPSHOT_PANIC_MARK "Kernel panic - not syncing"
+/* A flattened dump is reassembled up to this size (64 TiB). */
+#define SNAPSHOT_UNFLATTEN_MAX (UINT64_C(1) << 46)
 
 enum snapshot_step {
-	SNAP_CAPS,     /* query-dump-guest-memory-capability */
-	SNAP_MEMORY,   /* query-memory-size-summary */
-	SNAP_GETFD,    /* getfd with our file */
-	SNAP_DUMP,     /* dump-guest-memory sent */
-	SNAP_RUNNING,  /* detached dump in progress */
+	SNAP_MEMORY,   /* the backend's memory_size */
+	SNAP_DUMP,     /* the backend's dump */
 	SNAP_FINISH,   /* rewriting the file in a child */
 	SNAP_VERIFY,   /* makedumpfile --dump-dmesg in a child */
 };
 
 struct snapshot {
 	sd_event *event;
-	struct qmp *qmp;
+	struct backend *backend;
 	struct crash *crash;
 	char dir[PATH_MAX];
-	char format[16];
+	char format[CFG_FORMAT_MAX];
 	enum snapshot_step step;
-	bool counted;
-	int fd;
-	uint64_t ram_bytes;
-	uint64_t started_usec; /* monotonic */
-	sd_event_source *poll;
+	bool counted;        /* holds a dump slot */
+	bool backend_busy;   /* a backend operation of ours is in flight */
+	int fd;              /* .vmcore.partial, while the backend writes it */
+	uint64_t started_usec; /* CLOCK_MONOTONIC */
 	struct job *job;
-	json_object *obj; /* the record's "snapshot", owned by the record */
 	snapshot_done_fn done;
 	void *userdata;
 };
 
+/*
+ * What the finishing child reports over its pipe: written whole, once, by
+ * the child; read by the parent only when it has exactly this size (the
+ * same binary on both sides of fork()).
+ */
+struct snapshot_finish_result {
+	bool ok;
+	bool reassembled;        /* the flattened layout was reassembled */
+	bool vmcoreinfo;
+	bool phys_base_checked;
+	uint64_t bytes;
+	uint64_t phys_base_qemu;
+	uint64_t phys_base_vmcoreinfo;
+	char phys_base_why[160]; /* unchecked: why */
+	char error[384];         /* !ok: what went wrong */
+};
+
 static unsigned int snapshot_max = 1, snapshot_active;
 
-static bool snapshot_is_kdump(const struct snapshot *s)
+static bool snapshot_is_kdump(const char *format)
 {
-	return strncmp(s->format, "kdump-", 6) == 0;
+	return strncmp(format, "kdump-", 6) == 0;
+}
+
+static const char *snapshot_final_name(const struct snapshot *s)
+{
+	return snapshot_is_kdump(s->format) ? "vmcore" : "vmcore.elf";
 }
 
 void snapshot_set_max_concurrent(unsigned int n)
@@ -62,27 +88,8 @@ void snapshot_set_max_concurrent(unsigned int n)
 	snapshot_max = n ? n : 1;
 }
 
-static uint64_t snapshot_now(struct snapshot *s)
-{
-	uint64_t now = 0;
-
-	sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-	return now;
-}
-
-static void snapshot_set(struct snapshot *s, const char *key, json_object *v)
-{
-	json_object_object_add(s->obj, key, v);
-}
-
-static void snapshot_stamp(struct snapshot *s, const char *key)
-{
-	char buf[TS_RFC3339_MAX];
-
-	if (ts_format_rfc3339(ts_now_realtime_usec(), buf, sizeof(buf)) == 0)
-		snapshot_set(s, key, json_object_new_string(buf));
-}
-
+/* Progress is saved as it comes; a failure is logged and retried by the
+ * next save. */
 static void snapshot_save(struct snapshot *s)
 {
 	int r = crash_save(s->crash);
@@ -92,13 +99,23 @@ static void snapshot_save(struct snapshot *s)
 			  strerror(-r));
 }
 
+static void snapshot_unlink_temporaries(int dirfd)
+{
+	/* Absent is the usual case; anything else is retried by the next
+	 * snapshot or snapshot_abandon_stale(). */
+	(void)unlinkat(dirfd, SNAPSHOT_PARTIAL, 0);
+	(void)unlinkat(dirfd, SNAPSHOT_TMP, 0);
+}
+
 static void snapshot_release(struct snapshot *s)
 {
-	s->poll = sd_event_source_disable_unref(s->poll);
+	if (s->backend_busy) {
+		s->backend->ops->cancel(s->backend);
+		s->backend_busy = false;
+	}
 	job_cancel(s->job);
 	s->job = NULL;
 	closep(&s->fd);
-	s->fd = -1;
 	if (s->counted) {
 		snapshot_active--;
 		s->counted = false;
@@ -114,13 +131,8 @@ void snapshot_free(struct snapshot *s)
 	free(s);
 }
 
-static void snapshot_unlink_temporaries(int dirfd)
-{
-	unlinkat(dirfd, SNAPSHOT_PARTIAL, 0);
-	unlinkat(dirfd, SNAPSHOT_TMP, 0);
-}
-
-/* Ends the snapshot: records the outcome, frees @s, tells the VM. */
+/* Ends the snapshot: records the outcome (unsaved), logs it, frees @s,
+ * calls done. */
 static void snapshot_end(struct snapshot *s, const char *state, const char *fmt,
 			 ...) _printf_(3, 4);
 
@@ -130,6 +142,7 @@ static void snapshot_end(struct snapshot *s, const char *state, const char *fmt,
 	snapshot_done_fn done = s->done;
 	void *userdata = s->userdata;
 	bool ok = strcmp(state, "done") == 0;
+	double seconds = (double)(ev_now_usec(s->event) - s->started_usec) / USEC_PER_SEC;
 	char reason[512];
 	va_list ap;
 
@@ -139,99 +152,72 @@ static void snapshot_end(struct snapshot *s, const char *state, const char *fmt,
 	snapshot_release(s);
 	if (!ok)
 		snapshot_unlink_temporaries(s->crash->dirfd);
-	snapshot_set(s, "state", json_object_new_string(state));
-	snapshot_set(s, "reason", json_object_new_string(reason));
-	snapshot_stamp(s, "finished_at");
-	if (s->started_usec)
-		snapshot_set(s, "seconds",
-			     json_object_new_double((double)(snapshot_now(s) - s->started_usec) /
-						    USEC_PER_SEC));
-	crash_note(s->crash, "snapshot %s: %s", state, reason);
-	snapshot_save(s);
+	crash_snapshot_end(s->crash, state, reason, ts_now_realtime_usec(), seconds);
 	if (ok)
 		log_notice("VM %s: crash %s: snapshot done: %s", s->crash->vm,
 			   s->crash->id, reason);
 	else
 		log_warn("VM %s: crash %s: snapshot %s: %s", s->crash->vm, s->crash->id,
 			 state, reason);
-	sd_event_unref(s->event);
-	free(s);
-	done(NULL, ok, userdata);
-}
-
-static int snapshot_send(struct snapshot *s, const char *cmd, json_object *args,
-			 qmp_reply_fn fn)
-{
-	int r = qmp_send(s->qmp, cmd, args, fn, s);
-
-	json_object_put(args);
-	if (r < 0)
-		snapshot_end(s, "failed", "cannot send %s: %s", cmd, strerror(-r));
-	return r;
-}
-
-static bool snapshot_reply_failed(struct snapshot *s, const char *what,
-				  const struct qmp_msg *reply)
-{
-	if (reply->type != QMP_MSG_ERROR)
-		return false;
-	snapshot_end(s, "failed", "%s refused: %s", what, reply->error_desc);
-	return true;
+	snapshot_free(s);
+	done(ok, userdata);
 }
 
 /* ---- verification: the guest's log, read back out of the dump ---- */
 
-static void snapshot_on_verified(struct job *j, int status, const char *output,
-				 void *userdata)
+static void snapshot_on_verified(struct job *j, int status, const void *output,
+				 size_t len, void *userdata)
 {
 	struct snapshot *s = userdata;
-	_cleanup_close_ int fd = -1;
+	struct crash_snapshot_verify v = {
+		.tool = "makedumpfile --dump-dmesg",
+		.exit_status = status,
+		/* argv jobs give text, NUL-terminated */
+		.output = status != 0 ? output : NULL,
+	};
 	_cleanup_free_ char *log = NULL;
-	json_object *v = json_object_new_object();
-	const char *line = NULL;
+	_cleanup_close_ int fd = -1;
+	char line[512];
 	ssize_t n = 0;
 
 	(void)j;
+	(void)len;
 	s->job = NULL;
-	json_object_object_add(v, "tool", json_object_new_string("makedumpfile --dump-dmesg"));
-	json_object_object_add(v, "exit_status", json_object_new_int(status));
 	fd = openat(s->crash->dirfd, SNAPSHOT_DMESG, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	log = malloc(1024 * 1024 + 1);
+	log = malloc(SNAPSHOT_DMESG_MAX + 1);
+	/* No log (makedumpfile failed, or no memory): verified as unreadable. */
 	if (fd >= 0 && log)
-		n = read(fd, log, 1024 * 1024);
-	if (n > 0 && log) {
+		n = io_read_full(fd, log, SNAPSHOT_DMESG_MAX);
+	if (n > 0) {
 		char *p;
 
 		log[n] = '\0';
-		json_object_object_add(v, "log_path", json_object_new_string(SNAPSHOT_DMESG));
-		json_object_object_add(v, "log_tail",
-				       json_object_new_string(n > SNAPSHOT_LOG_TAIL ?
-							      log + n - SNAPSHOT_LOG_TAIL : log));
+		v.log_path = SNAPSHOT_DMESG;
+		v.log_tail = n > SNAPSHOT_LOG_TAIL ? log + n - SNAPSHOT_LOG_TAIL : log;
+		v.log = log;
+		v.log_len = (size_t)n;
 		p = strstr(log, SNAPSHOT_PANIC_MARK);
 		if (p) {
-			char *bol = p, *eol = strchr(p, '\n');
+			/* A copy of the line: the whole log goes on to the signature. */
+			char *bol = p;
 
 			while (bol > log && bol[-1] != '\n')
 				bol--;
-			if (eol)
-				*eol = '\0';
-			line = bol;
+			snprintf(line, sizeof(line), "%.*s", (int)strcspn(bol, "\n"), bol);
+			v.panic_line = line;
 		}
 	}
-	json_object_object_add(v, "panic_line", line ? json_object_new_string(line) : NULL);
-	json_object_object_add(v, "ok", json_object_new_boolean(status == 0 && line));
-	if (status != 0)
-		json_object_object_add(v, "output", json_object_new_string(output));
-	snapshot_set(s, "verify", v);
+	v.ok = status == 0 && v.panic_line;
+	crash_snapshot_verify(s->crash, &v);
 	if (status != 0)
 		snapshot_end(s, "failed", "the dump was written, but makedumpfile cannot read it (exit %d): %.200s",
-			     status, output);
-	else if (!line)
+			     status, (const char *)output);
+	else if (!v.panic_line)
 		snapshot_end(s, "failed", "makedumpfile read the guest's log, but it has no '%s' line",
 			     SNAPSHOT_PANIC_MARK);
 	else
 		snapshot_end(s, "done", "%s written and read back: %.200s",
-			     json_object_get_string(json_object_object_get(s->obj, "path")), line);
+			     snapshot_final_name(s), v.panic_line);
 }
 
 static void snapshot_verify(struct snapshot *s)
@@ -240,22 +226,21 @@ static void snapshot_verify(struct snapshot *s)
 	char *argv[] = { "makedumpfile", "--dump-dmesg", path, out, NULL };
 	int r;
 
-	if (!snapshot_is_kdump(s)) {
+	if (!snapshot_is_kdump(s->format)) {
 		/* paging=false ELF has physical headers only: makedumpfile
 		 * refuses it by design, crash(8) with debug symbols reads it. */
-		json_object *v = json_object_new_object();
-
-		json_object_object_add(v, "ok", NULL);
-		json_object_object_add(v, "reason", json_object_new_string(
-			"ELF without paging: makedumpfile cannot read it; open it with crash(8) and the kernel's debug symbols"));
-		snapshot_set(s, "verify", v);
+		crash_snapshot_verify(s->crash, &(struct crash_snapshot_verify){
+			.ok = -1,
+			.reason = "ELF without paging: makedumpfile cannot read it; open it with crash(8) and the kernel's debug symbols",
+		});
 		snapshot_end(s, "done", "vmcore.elf written (not read back: see verify)");
 		return;
 	}
 	s->step = SNAP_VERIFY;
 	snprintf(path, sizeof(path), "%s/vmcore", s->dir);
 	snprintf(out, sizeof(out), "%s/" SNAPSHOT_DMESG, s->dir);
-	unlinkat(s->crash->dirfd, SNAPSHOT_DMESG, 0);
+	/* makedumpfile will not overwrite it; absent is the usual case. */
+	(void)unlinkat(s->crash->dirfd, SNAPSHOT_DMESG, 0);
 	r = job_run_argv(s->event, argv, SNAPSHOT_JOB_TIMEOUT_USEC, snapshot_on_verified,
 			 s, &s->job);
 	if (r < 0)
@@ -264,121 +249,123 @@ static void snapshot_verify(struct snapshot *s)
 
 /* ---- finishing: standard layout, phys_base, final name (in a child) ---- */
 
-static int snapshot_finish_child(void *userdata)
+_printf_(2, 3) static int snapshot_finish_fail(struct snapshot_finish_result *res,
+					       const char *fmt, ...)
 {
-	struct snapshot *s = userdata;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(res->error, sizeof(res->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int snapshot_finish_file(const struct snapshot *s, struct snapshot_finish_result *res)
+{
 	int dirfd = s->crash->dirfd;
 	_cleanup_close_ int in = -1, out = -1;
-	const char *final = snapshot_is_kdump(s) ? "vmcore" : "vmcore.elf";
-	char err[256], *info = NULL;
-	size_t info_len = 0;
+	const char *final = snapshot_final_name(s);
+	_cleanup_free_ char *info = NULL;
 	uint64_t old_pb, new_pb;
+	char err[256];
 	struct stat st;
 	int r, fd;
 
 	/* Read-write: a dump already in the standard layout is repaired in place. */
 	in = openat(dirfd, SNAPSHOT_PARTIAL, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (in < 0) {
-		printf("error cannot open the partial dump: %s\n", strerror(errno));
-		return 1;
-	}
-	if (snapshot_is_kdump(s)) {
-		out = openat(dirfd, SNAPSHOT_TMP,
-			     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (out < 0) {
-			printf("error cannot create %s: %s\n", SNAPSHOT_TMP, strerror(errno));
-			return 1;
-		}
+	if (in < 0)
+		return snapshot_finish_fail(res, "cannot open the partial dump: %s", strerror(errno));
+	fd = in;
+	if (snapshot_is_kdump(s->format)) {
 		r = vmcore_is_flattened(in);
+		if (r < 0)
+			return snapshot_finish_fail(res, "cannot read the partial dump: %s", strerror(-r));
 		if (r == 1) {
-			r = vmcore_unflatten(in, out, UINT64_C(1) << 46, err, sizeof(err));
-			if (r < 0) {
-				printf("error reassembling the flattened dump: %s\n", err);
-				return 1;
-			}
-			printf("layout reassembled from QEMU's flattened format\n");
+			out = openat(dirfd, SNAPSHOT_TMP,
+				     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (out < 0)
+				return snapshot_finish_fail(res, "cannot create %s: %s", SNAPSHOT_TMP,
+							    strerror(errno));
+			r = vmcore_unflatten(in, out, SNAPSHOT_UNFLATTEN_MAX, err, sizeof(err));
+			if (r < 0)
+				return snapshot_finish_fail(res, "reassembling the flattened dump: %s", err);
+			res->reassembled = true;
 			fd = out;
-		} else {
-			/* Already standard: rename it as it is. */
-			closep(&out);
-			out = -1;
-			unlinkat(dirfd, SNAPSHOT_TMP, 0);
-			fd = in;
 		}
 		r = vmcore_kdump_fix_phys_base(fd, &old_pb, &new_pb, err, sizeof(err));
 		if (r == -ENODATA || r == -ENOENT) {
 			/* No vmcoreinfo, or not an x86_64 guest: nothing to repair. */
-			printf("phys_base unchecked %s\n", err);
+			snprintf(res->phys_base_why, sizeof(res->phys_base_why), "%.159s", err);
 		} else if (r < 0) {
-			printf("error checking phys_base: %s\n", err);
-			return 1;
+			return snapshot_finish_fail(res, "checking phys_base: %s", err);
 		} else {
-			printf("phys_base %" PRIu64 " %" PRIu64 "\n", old_pb, new_pb);
+			res->phys_base_checked = true;
+			res->phys_base_qemu = old_pb;
+			res->phys_base_vmcoreinfo = new_pb;
 		}
-	} else {
-		fd = in;
 	}
-	printf("vmcoreinfo %s\n",
-	       vmcore_read_vmcoreinfo(fd, &info, &info_len, err, sizeof(err)) == 0 ? "yes" : "no");
-	free(info);
-	if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
-		printf("error syncing the dump: %s\n", strerror(errno));
-		return 1;
-	}
-	printf("size %lld\n", (long long)st.st_size);
+	res->vmcoreinfo = vmcore_read_vmcoreinfo(fd, &info, NULL, err, sizeof(err)) == 0;
+	if (fsync(fd) < 0 || fstat(fd, &st) < 0)
+		return snapshot_finish_fail(res, "syncing the dump: %s", strerror(errno));
+	res->bytes = (uint64_t)st.st_size;
 	if (renameat(dirfd, fd == out ? SNAPSHOT_TMP : SNAPSHOT_PARTIAL, dirfd, final) < 0 ||
-	    fsync(dirfd) < 0) {
-		printf("error naming the dump %s: %s\n", final, strerror(errno));
-		return 1;
+	    fsync(dirfd) < 0)
+		return snapshot_finish_fail(res, "naming the dump %s: %s", final, strerror(errno));
+	if (fd == out) {
+		/* The flattened original: gone or not, the dump is in place
+		 * (a leftover is removed by the next snapshot's clean-up). */
+		(void)unlinkat(dirfd, SNAPSHOT_PARTIAL, 0);
+		(void)fsync(dirfd);
 	}
-	unlinkat(dirfd, SNAPSHOT_PARTIAL, 0);
-	fsync(dirfd);
 	return 0;
 }
 
-static void snapshot_on_finished(struct job *j, int status, const char *output,
-				 void *userdata)
+/* In the child: the whole result goes to the parent, success or not. */
+static int snapshot_finish_child(int out_fd, void *userdata)
+{
+	struct snapshot_finish_result res = { 0 };
+
+	res.ok = snapshot_finish_file(userdata, &res) == 0;
+	if (io_write_full(out_fd, &res, sizeof(res)) < 0)
+		return 2;
+	return res.ok ? 0 : 1;
+}
+
+static void snapshot_on_finished(struct job *j, int status, const void *output,
+				 size_t len, void *userdata)
 {
 	struct snapshot *s = userdata;
-	unsigned long long size, old_pb, new_pb;
-	const char *p;
+	struct snapshot_finish_result res = { 0 };
+	bool have = len == sizeof(res);
 
 	(void)j;
 	s->job = NULL;
-	if (status != 0) {
-		p = strstr(output, "error ");
-		snapshot_end(s, "failed", "%.300s", p ? p + 6 :
-			     status == -ETIMEDOUT ? "rewriting the dump timed out" : output);
+	if (have)
+		memcpy(&res, output, sizeof(res));
+	res.error[sizeof(res.error) - 1] = '\0';
+	res.phys_base_why[sizeof(res.phys_base_why) - 1] = '\0';
+	if (status != 0 || !have || !res.ok) {
+		if (have && res.error[0])
+			snapshot_end(s, "failed", "%s", res.error);
+		else if (status == -ETIMEDOUT)
+			snapshot_end(s, "failed", "rewriting the dump timed out");
+		else
+			snapshot_end(s, "failed", "rewriting the dump failed (status %d, %zu bytes of result)",
+				     status, len);
 		return;
 	}
-	if ((p = strstr(output, "size ")) && sscanf(p, "size %llu", &size) == 1)
-		snapshot_set(s, "bytes", json_object_new_int64((int64_t)size));
-	if ((p = strstr(output, "vmcoreinfo ")))
-		snapshot_set(s, "vmcoreinfo", json_object_new_boolean(strncmp(p + 11, "yes", 3) == 0));
-	if ((p = strstr(output, "phys_base unchecked "))) {
-		json_object *pb = json_object_new_object();
-
-		json_object_object_add(pb, "fixed", json_object_new_boolean(0));
-		json_object_object_add(pb, "reason",
-				       json_object_new_string_len(p + 20, (int)strcspn(p + 20, "\n")));
-		snapshot_set(s, "phys_base", pb);
-	} else if ((p = strstr(output, "phys_base ")) &&
-		   sscanf(p, "phys_base %llu %llu", &old_pb, &new_pb) == 2) {
-		json_object *pb = json_object_new_object();
-		char hex[24];
-
-		/* Hexadecimal: phys_base is an unsigned long that may wrap. */
-		snprintf(hex, sizeof(hex), "0x%llx", old_pb);
-		json_object_object_add(pb, "written_by_qemu", json_object_new_string(hex));
-		snprintf(hex, sizeof(hex), "0x%llx", new_pb);
-		json_object_object_add(pb, "from_vmcoreinfo", json_object_new_string(hex));
-		json_object_object_add(pb, "fixed", json_object_new_boolean(old_pb != new_pb));
-		snapshot_set(s, "phys_base", pb);
-	}
-	snapshot_set(s, "layout", json_object_new_string(
-		snapshot_is_kdump(s) ? (strstr(output, "reassembled") ?
-					"standard (reassembled from flattened)" : "standard") : "elf"));
-	snapshot_set(s, "path", json_object_new_string(snapshot_is_kdump(s) ? "vmcore" : "vmcore.elf"));
+	struct crash_snapshot_file f = {
+		.bytes = res.bytes,
+		.vmcoreinfo = res.vmcoreinfo,
+		.phys_base_checked = res.phys_base_checked,
+		.phys_base_qemu = res.phys_base_qemu,
+		.phys_base_vmcoreinfo = res.phys_base_vmcoreinfo,
+		.layout = !snapshot_is_kdump(s->format) ? "elf" :
+			  res.reassembled ? "standard (reassembled from flattened)" : "standard",
+		.path = snapshot_final_name(s),
+	};
+	memcpy(f.phys_base_why, res.phys_base_why, sizeof(f.phys_base_why));
+	crash_snapshot_file(s->crash, &f);
 	snapshot_save(s);
 	snapshot_verify(s);
 }
@@ -388,130 +375,48 @@ static void snapshot_finish(struct snapshot *s)
 	int r;
 
 	s->step = SNAP_FINISH;
-	s->poll = sd_event_source_disable_unref(s->poll);
+	/* The backend is done writing; the child opens the file by name. */
 	closep(&s->fd);
-	s->fd = -1;
 	r = job_run_fn(s->event, snapshot_finish_child, s, SNAPSHOT_JOB_TIMEOUT_USEC,
 		       snapshot_on_finished, s, &s->job);
 	if (r < 0)
 		snapshot_end(s, "failed", "cannot start rewriting the dump: %s", strerror(-r));
 }
 
-/* ---- the dump itself ---- */
+/* ---- the dump itself, through the backend ---- */
 
-static void snapshot_progress(struct snapshot *s, json_object *result)
+static void snapshot_on_progress(void *ud, uint64_t done_bytes, uint64_t total_bytes)
 {
-	json_object *v;
+	struct snapshot *s = ud;
 
-	if (json_object_object_get_ex(result, "completed", &v))
-		snapshot_set(s, "bytes_done", json_object_new_int64(json_object_get_int64(v)));
-	if (json_object_object_get_ex(result, "total", &v))
-		snapshot_set(s, "bytes_total", json_object_new_int64(json_object_get_int64(v)));
+	crash_snapshot_progress(s->crash, done_bytes, total_bytes);
+	snapshot_save(s);
 }
 
-void snapshot_on_event(struct snapshot *s, const struct qmp_msg *ev)
+static void snapshot_on_dumped(void *ud, int error, const char *reason)
 {
-	json_object *result, *status, *error;
+	struct snapshot *s = ud;
 
-	if (!s || strcmp(ev->event, "DUMP_COMPLETED") != 0 || s->step != SNAP_RUNNING)
-		return;
-	if (ev->payload && json_object_object_get_ex(ev->payload, "result", &result))
-		snapshot_progress(s, result);
-	if (ev->payload && json_object_object_get_ex(ev->payload, "error", &error)) {
-		snapshot_end(s, "failed", "QEMU: %s", json_object_get_string(error));
-		return;
-	}
-	if (!ev->payload || !json_object_object_get_ex(ev->payload, "result", &result) ||
-	    !json_object_object_get_ex(result, "status", &status) ||
-	    strcmp(json_object_get_string(status), "completed") != 0) {
-		snapshot_end(s, "failed", "QEMU ended the dump without completing it");
+	s->backend_busy = false;
+	if (error < 0) {
+		snapshot_end(s, "failed", "%s", reason && reason[0] ? reason : strerror(-error));
 		return;
 	}
 	snapshot_finish(s);
 }
 
-static void snapshot_on_query_dump(struct qmp *q, const struct qmp_msg *reply,
-				   void *userdata)
+static void snapshot_on_size(void *ud, int error, const char *reason, uint64_t ram_bytes)
 {
-	struct snapshot *s = userdata;
-
-	(void)q;
-	if (reply->type == QMP_MSG_RETURN && s->step == SNAP_RUNNING && reply->payload) {
-		snapshot_progress(s, reply->payload);
-		snapshot_save(s);
-	}
-}
-
-static int snapshot_on_poll(sd_event_source *src, uint64_t usec, void *userdata)
-{
-	struct snapshot *s = userdata;
-
-	(void)src;
-	if (s->step != SNAP_RUNNING)
-		return 0;
-	if (usec - s->started_usec > SNAPSHOT_DUMP_TIMEOUT_USEC) {
-		snapshot_end(s, "failed", "the dump did not complete within %llu s",
-			     SNAPSHOT_DUMP_TIMEOUT_USEC / USEC_PER_SEC);
-		return 0;
-	}
-	qmp_send(s->qmp, "query-dump", NULL, snapshot_on_query_dump, s);
-	sd_event_source_set_time_relative(s->poll, SNAPSHOT_POLL_USEC);
-	sd_event_source_set_enabled(s->poll, SD_EVENT_ON);
-	return 0;
-}
-
-static void snapshot_on_dump(struct qmp *q, const struct qmp_msg *reply, void *userdata)
-{
-	struct snapshot *s = userdata;
-
-	(void)q;
-	if (snapshot_reply_failed(s, "dump-guest-memory", reply))
-		return;
-	s->step = SNAP_RUNNING;
-	/* QEMU holds its own copy of the fd now. */
-	closep(&s->fd);
-	s->fd = -1;
-	sd_event_add_time_relative(s->event, &s->poll, CLOCK_MONOTONIC,
-				   SNAPSHOT_POLL_USEC, 0, snapshot_on_poll, s);
-}
-
-static void snapshot_on_getfd(struct qmp *q, const struct qmp_msg *reply, void *userdata)
-{
-	struct snapshot *s = userdata;
-	json_object *args;
-
-	(void)q;
-	if (snapshot_reply_failed(s, "getfd", reply))
-		return;
-	s->step = SNAP_DUMP;
-	args = json_object_new_object();
-	json_object_object_add(args, "paging", json_object_new_boolean(0));
-	json_object_object_add(args, "protocol", json_object_new_string("fd:" SNAPSHOT_FDNAME));
-	json_object_object_add(args, "detach", json_object_new_boolean(1));
-	json_object_object_add(args, "format", json_object_new_string(s->format));
-	snapshot_set(s, "state", json_object_new_string("running"));
-	snapshot_save(s);
-	snapshot_send(s, "dump-guest-memory", args, snapshot_on_dump);
-}
-
-static void snapshot_on_memory(struct qmp *q, const struct qmp_msg *reply,
-			       void *userdata)
-{
-	struct snapshot *s = userdata;
-	json_object *v, *args;
+	struct snapshot *s = ud;
 	struct statvfs sv;
 	uint64_t avail;
 	int r;
 
-	(void)q;
-	if (snapshot_reply_failed(s, "query-memory-size-summary", reply))
+	s->backend_busy = false;
+	if (error < 0) {
+		snapshot_end(s, "failed", "%s", reason && reason[0] ? reason : strerror(-error));
 		return;
-	if (json_object_object_get_ex(reply->payload, "base-memory", &v))
-		s->ram_bytes = (uint64_t)json_object_get_int64(v);
-	if (json_object_object_get_ex(reply->payload, "plugged-memory", &v))
-		s->ram_bytes += (uint64_t)json_object_get_int64(v);
-	snapshot_set(s, "guest_ram_bytes", json_object_new_int64((int64_t)s->ram_bytes));
-
+	}
 	/* A compressed dump is smaller, but by how much depends on the guest:
 	 * we only start a dump that fits even uncompressed. */
 	if (fstatvfs(s->crash->dirfd, &sv) < 0) {
@@ -520,11 +425,11 @@ static void snapshot_on_memory(struct qmp *q, const struct qmp_msg *reply,
 		return;
 	}
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	snapshot_set(s, "space_available_bytes", json_object_new_int64((int64_t)avail));
-	if (avail < s->ram_bytes + SNAPSHOT_SPACE_MARGIN) {
+	crash_snapshot_space(s->crash, ram_bytes, avail);
+	if (avail < ram_bytes + SNAPSHOT_SPACE_MARGIN) {
 		snapshot_end(s, "refused",
 			     "not enough space: the dump may need up to %llu MiB (guest RAM + %llu MiB), %llu MiB are free in %s",
-			     (unsigned long long)(s->ram_bytes >> 20),
+			     (unsigned long long)(ram_bytes >> 20),
 			     SNAPSHOT_SPACE_MARGIN >> 20, (unsigned long long)(avail >> 20),
 			     s->dir);
 		return;
@@ -538,99 +443,64 @@ static void snapshot_on_memory(struct qmp *q, const struct qmp_msg *reply,
 			     SNAPSHOT_PARTIAL, strerror(errno));
 		return;
 	}
-	s->step = SNAP_GETFD;
-	args = json_object_new_object();
-	json_object_object_add(args, "fdname", json_object_new_string(SNAPSHOT_FDNAME));
-	r = qmp_send_fd(s->qmp, "getfd", args, s->fd, snapshot_on_getfd, s);
-	json_object_put(args);
-	if (r < 0)
-		snapshot_end(s, "failed", "cannot pass the dump file to QEMU: %s", strerror(-r));
-}
-
-static void snapshot_on_caps(struct qmp *q, const struct qmp_msg *reply, void *userdata)
-{
-	struct snapshot *s = userdata;
-	json_object *formats;
-	bool offered = false;
-
-	(void)q;
-	if (snapshot_reply_failed(s, "query-dump-guest-memory-capability", reply))
-		return;
-	if (json_object_object_get_ex(reply->payload, "formats", &formats) &&
-	    json_object_is_type(formats, json_type_array))
-		for (size_t i = 0; i < json_object_array_length(formats); i++)
-			if (strcmp(json_object_get_string(json_object_array_get_idx(formats, i)),
-				   s->format) == 0)
-				offered = true;
-	if (!offered) {
-		snapshot_end(s, "failed", "this QEMU does not offer the %s format (query-dump-guest-memory-capability: %s)",
-			     s->format, formats ? json_object_to_json_string(formats) : "none");
+	s->step = SNAP_DUMP;
+	r = s->backend->ops->dump(s->backend, s->fd, s->format, snapshot_on_progress,
+				  snapshot_on_dumped, s);
+	if (r < 0) {
+		snapshot_end(s, "failed", "cannot start the dump: %s", strerror(-r));
 		return;
 	}
-	s->step = SNAP_MEMORY;
-	snapshot_send(s, "query-memory-size-summary", NULL, snapshot_on_memory);
+	s->backend_busy = true;
+	crash_snapshot_state(s->crash, "running");
+	snapshot_save(s);
 }
 
-int snapshot_start(sd_event *e, struct qmp *q, struct crash *c,
+int snapshot_start(sd_event *e, struct backend *b, struct crash *c,
 		   const char *spool_dir, const char *format,
 		   snapshot_done_fn done, void *userdata, struct snapshot **ret)
 {
-	struct snapshot *s;
+	_cleanup_free_ struct snapshot *s = NULL;
+	int r;
 
-	if (!qmp_is_ready(q))
-		return -ENOTCONN;
 	if (snapshot_active >= snapshot_max)
 		return -EBUSY;
+	if (!format || strlen(format) >= sizeof(s->format))
+		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->event = sd_event_ref(e);
-	s->qmp = q;
+	if ((size_t)snprintf(s->dir, sizeof(s->dir), "%s/crashes/%s", spool_dir, c->id) >=
+	    sizeof(s->dir))
+		return -ENAMETOOLONG;
+	snprintf(s->format, sizeof(s->format), "%s", format);
+	s->backend = b;
 	s->crash = c;
 	s->fd = -1;
 	s->done = done;
 	s->userdata = userdata;
-	snprintf(s->dir, sizeof(s->dir), "%s/crashes/%s", spool_dir, c->id);
-	snprintf(s->format, sizeof(s->format), "%s", format);
-	s->started_usec = snapshot_now(s);
+	s->step = SNAP_MEMORY;
+	r = b->ops->memory_size(b, snapshot_on_size, s);
+	if (r < 0)
+		return r;
+	s->backend_busy = true;
+	s->event = sd_event_ref(e);
+	s->started_usec = ev_now_usec(e);
 	snapshot_active++;
 	s->counted = true;
-
-	s->obj = json_object_new_object();
-	json_object_object_add(c->rec, "snapshot", s->obj);
-	snapshot_set(s, "state", json_object_new_string("starting"));
-	snapshot_set(s, "format", json_object_new_string(format));
-	snapshot_stamp(s, "started_at");
+	crash_snapshot_begin(c, format, ts_now_realtime_usec());
 	snapshot_save(s);
-	*ret = s;
-	s->step = SNAP_CAPS;
-	if (snapshot_send(s, "query-dump-guest-memory-capability", NULL, snapshot_on_caps) < 0) {
-		*ret = NULL;
-		return 0; /* already ended, done() called */
-	}
+	*ret = TAKE_PTR(s);
 	return 0;
-}
-
-void snapshot_on_session_lost(struct snapshot *s)
-{
-	if (!s)
-		return;
-	snapshot_end(s, "failed", "the QMP session ended during the snapshot (QEMU gone?): no dump kept");
 }
 
 void snapshot_abandon_stale(struct crash *c)
 {
-	json_object *snap, *state;
+	const char *state = crash_snapshot_get_state(c);
 
-	if (!json_object_object_get_ex(c->rec, "snapshot", &snap) ||
-	    !json_object_object_get_ex(snap, "state", &state))
-		return;
-	if (strcmp(json_object_get_string(state), "running") != 0 &&
-	    strcmp(json_object_get_string(state), "starting") != 0)
+	if (!state || (strcmp(state, "running") != 0 && strcmp(state, "starting") != 0))
 		return;
 	snapshot_unlink_temporaries(c->dirfd);
-	json_object_object_add(snap, "state", json_object_new_string("failed"));
-	json_object_object_add(snap, "reason", json_object_new_string(
-		"panicbrokerd stopped during the snapshot: no dump kept"));
-	crash_note(c, "snapshot failed: panicbrokerd stopped during the snapshot");
+	/* seconds < 0: not known (the daemon that timed it is gone). */
+	crash_snapshot_end(c, "failed", "panicbrokerd stopped during the snapshot: no dump kept",
+			   ts_now_realtime_usec(), -1.0);
 }
