@@ -20,9 +20,17 @@ PB_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) -Ihostd -Iinclude $(PKG_CFLAGS) \
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 
-LIB_SRCS    := util.c log.c config.c qmp_msg.c qmp.c spool.c crash.c vmcore.c
-LIB_SRCS    += signature.c
-DAEMON_SRCS := job.c snapshot.c mailbox.c vm.c panicbrokerd.c
+# The data path, in order: a backend (backend_qmp*.c) or the broker channel
+# (chan*.c) delivers an event to the VM's runner (vm.c, vm_chan.c), which
+# asks the crash machine (crash_machine.c) and carries its actions out on the
+# record (crash*.c, spool.c), the VM (the backend) and its snapshot.
+LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
+               crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c \
+               signature.c
+BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
+CHAN_SRCS   := chan.c chan_look.c chan_file.c
+DAEMON_SRCS := job.c snapshot.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_chan.c supervisor.c \
+               panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
 API_SRCS    := api.c api_socket.c api_v1.c
@@ -36,7 +44,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all userspace protocol module guests asan unit fuzz check e2e demo clean help install bench bench-unload
+.PHONY: all userspace protocol module guests asan unit fuzz check check-fast component e2e demo clean help install bench bench-unload
 all: userspace module
 
 userspace: $(BUILD)/panicbrokerd $(BUILD)/pbctl $(BUILD)/pbvmcore protocol $(BUILD)/pbfakeguest \
@@ -48,7 +56,8 @@ protocol: $(call objs,obj/protocol,$(PROTO_SRCS))
 help:
 	@echo "make              build build/panicbrokerd, build/pbctl (and the module if KDIR has headers)"
 	@echo "make demo         boot a demo guest, panic it, show what panicbrokerd recorded"
-	@echo "make check        unit tests (ASan/UBSan) + end-to-end tests on real QEMU"
+	@echo "make check        unit tests (ASan/UBSan), fuzz replay, component tests (fake peers), end-to-end tests on real QEMU"
+	@echo "make check-fast   unit + component tests only (no QEMU; under three minutes)"
 	@echo "make guests       build the test-bed guests for the installed Debian kernels"
 	@echo "make module KDIR=/usr/src/linux-headers-<version>   build guest-driver/panicbroker.ko"
 
@@ -80,7 +89,7 @@ $(BUILD)/pbctl $(BUILD)/asan/pbctl: PKG_LIBS += $(CURL_LIBS)
 $(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/pbvmcore: $(call objs,obj,util.c vmcore.c vmcore_tool.c)
+$(BUILD)/pbvmcore: $(call objs,obj,util.c io.c vmcore.c vmcore_tool.c)
 	$(CC) $(CFLAGS) -o $@ $^
 
 # pbreport runs in the guest's kdump kernel (guest-tools/): static and small,
@@ -115,6 +124,9 @@ $(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 $(BUILD)/asan/test_api: $(call objs,asan,$(API_SRCS))
+$(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
+$(BUILD)/asan/test_job: $(call objs,asan,job.c)
+$(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
 
 unit: asan
 	@set -e; for t in $(UNIT_TESTS); do \
@@ -130,7 +142,7 @@ $(BUILD)/fuzz/fuzz_qmp_msg: tests/fuzz/fuzz_qmp_msg.c hostd/qmp_msg.c hostd/util
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/fuzz/fuzz_vmcore: tests/fuzz/fuzz_vmcore.c hostd/vmcore.c hostd/util.c
+$(BUILD)/fuzz/fuzz_vmcore: tests/fuzz/fuzz_vmcore.c hostd/vmcore.c hostd/util.c hostd/io.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(FUZZ_FLAGS) -o $@ $^
 
@@ -163,10 +175,18 @@ module:
 guests: $(BUILD)/pbreport
 	tests/guest/build-guests.sh --out $(BUILD)/guest --pbreport $(BUILD)/pbreport
 
+# The daemon with fake peers (fake QMP monitors, fake guests): seconds, no QEMU.
+component: userspace asan
+	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests/component
+
+# Real QEMU, real Debian kernels, the real module: minutes.
 e2e: userspace asan guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests/e2e
 
-check: userspace unit fuzz e2e
+# The developer's loop: unit + component, under three minutes.
+check-fast: unit component
+
+check: userspace unit fuzz component e2e
 
 demo: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/demo.py

@@ -2,23 +2,25 @@
 /*
  * panicbrokerd: hears guest panics over QMP, records every crash durably and
  * applies each VM's final action. main() reads top to bottom:
- * options -> configuration -> spool -> VMs -> ready -> loop.
+ * options -> configuration -> spool -> VMs (resuming open crashes) -> API
+ * -> ready -> loop. SIGHUP reads the configuration again.
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "common.h"
 #include "config.h"
-#include "crash.h"
 #include "log.h"
 #include "snapshot.h"
 #include "spool.h"
 #include "version.h"
-#include "vm.h"
+#include "supervisor.h"
+#include "api.h"
 
 static void daemon_usage(FILE *f)
 {
@@ -151,8 +153,9 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 	}
 	if (!cfg->spool && !(cfg->spool = strdup(CFG_DEFAULT_SPOOL)))
 		return -ENOMEM;
-	if (cfg->n_vms == 0) {
-		fprintf(stderr, "panicbrokerd: no VMs configured (use --vm NAME,qmp=PATH or a config file)\n");
+	/* With the API, VMs may all come later (pbctl attach); without, never. */
+	if (cfg->n_vms == 0 && !cfg->api_socket[0]) {
+		fprintf(stderr, "panicbrokerd: no VMs configured and no API to add them (use --vm NAME,qmp=PATH, a config file, or the API)\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -192,55 +195,13 @@ static void daemon_print_config(const struct config *cfg)
 	printf("configuration OK\n");
 }
 
-/* Gives each VM the crash it had open when the daemon last stopped. */
-static void daemon_resume_crashes(struct spool *spool, struct vm **vms, size_t n)
-{
-	char **ids = NULL, err[256];
-	size_t n_ids = 0;
-	int r;
-
-	r = spool_list(spool, &ids, &n_ids);
-	if (r < 0) {
-		log_warn("cannot list %s/crashes: %s; open crashes are not resumed",
-			 spool_path(spool), strerror(-r));
-		return;
-	}
-	for (size_t i = 0; i < n_ids; i++) {
-		json_object *rec = NULL, *v;
-		struct crash *c;
-		size_t k;
-
-		if (spool_read_record(spool, ids[i], &rec, err, sizeof(err)) < 0) {
-			log_warn("crash %s: %s, ignoring", ids[i], err);
-			continue;
-		}
-		if (!json_object_object_get_ex(rec, "state", &v) ||
-		    strcmp(json_object_get_string(v), "closed") == 0 ||
-		    !json_object_object_get_ex(rec, "vm", &v)) {
-			json_object_put(rec);
-			continue;
-		}
-		for (k = 0; k < n; k++)
-			if (strcmp(vm_name(vms[k]), json_object_get_string(v)) == 0)
-				break;
-		if (k == n) {
-			log_info("crash %s is open but its VM %s is not configured, leaving it",
-				 ids[i], json_object_get_string(v));
-			json_object_put(rec);
-			continue;
-		}
-		r = crash_load(spool, ids[i], rec, &c, err, sizeof(err));
-		json_object_put(rec);
-		if (r < 0) {
-			log_warn("crash %s: %s, ignoring", ids[i], err);
-			continue;
-		}
-		log_notice("VM %s: resuming open crash %s (state %s)", vm_name(vms[k]),
-			   c->id, crash_state_to_string(c->state));
-		vm_adopt_crash(vms[k], c);
-	}
-	spool_free_ids(ids, n_ids);
-}
+/* The daemon's state that its signal and API callbacks reach. */
+struct daemon {
+	int argc;
+	char **argv;
+	struct sup *sup;
+	struct api *api;
+};
 
 static int daemon_on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 			    void *ud)
@@ -252,11 +213,117 @@ static int daemon_on_signal(sd_event_source *s, const struct signalfd_siginfo *s
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/*
+ * SIGHUP: the options and the configuration file are read again, as at
+ * start; VMs added there are attached, VMs gone are detached (their open
+ * crashes stay in the spool). The rest (spool, API) needs a restart.
+ */
+static int daemon_on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	struct daemon *d = ud;
+	_cleanup_(cfg_free) struct config cfg;
+	bool check = false;
+	int r;
+
+	(void)s;
+	(void)si;
+	sd_notify(0, "RELOADING=1");
+	cfg_init(&cfg);
+	optind = 0; /* getopt_long starts over */
+	r = daemon_parse_args(d->argc, d->argv, &cfg, &check);
+	if (r != 0) {
+		log_error("SIGHUP: the configuration does not parse (see above); nothing changed");
+	} else {
+		r = sup_reload(d->sup, &cfg);
+		log_info("SIGHUP: configuration read again; supervising %zu VM%s%s",
+			 sup_count(d->sup), sup_count(d->sup) == 1 ? "" : "s",
+			 r < 0 ? " (some could not be added, see above)" : "");
+	}
+	sd_notifyf(0, "READY=1\nSTATUS=supervising %zu VMs", sup_count(d->sup));
+	return 0;
+}
+
+/* ---- the local API's operations ---- */
+
+static int daemon_api_vms(void *ud, json_object **ret)
+{
+	struct daemon *d = ud;
+
+	return sup_list_json(d->sup, ret);
+}
+
+static int daemon_api_vm_add(void *ud, const char *spec, char *err, size_t errlen)
+{
+	struct daemon *d = ud;
+	struct vm_config vc;
+	int r;
+
+	r = cfg_parse_vm_spec(spec, &vc, err, errlen);
+	if (r < 0)
+		return r == -ENOMEM ? r : -EINVAL;
+	r = sup_add(d->sup, &vc, false, err, errlen);
+	if (r >= 0)
+		log_info("VM %s: attached through the API", vc.name);
+	return r;
+}
+
+static int daemon_api_vm_remove(void *ud, const char *name, char *err, size_t errlen)
+{
+	struct daemon *d = ud;
+	int r = sup_remove(d->sup, name, "detached through the API");
+
+	if (r == -ENOENT)
+		return err_set(err, errlen, r, "no VM named %s is supervised", name);
+	return r;
+}
+
+static const struct api_ops daemon_api_ops = {
+	.vms_list = daemon_api_vms,
+	.vm_add = daemon_api_vm_add,
+	.vm_remove = daemon_api_vm_remove,
+};
+
+static int daemon_start_api(sd_event *event, struct spool *spool,
+			    const struct config *cfg, struct daemon *d)
+{
+	struct api_config ac = {
+		.socket_path = cfg->api_socket,
+		.socket_mode = (mode_t)cfg->api_mode,
+		.group = cfg->api_group,
+	};
+	char err[256] = "";
+	int r;
+
+	if (!cfg->api_socket[0])
+		return 0;
+	/* Under systemd RuntimeDirectory= made it; by hand, the daemon does. */
+	{
+		char dir[sizeof(cfg->api_socket)];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", cfg->api_socket);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+				log_warn("cannot create %s: %s", dir, strerror(errno));
+		}
+	}
+	r = api_new(event, spool, &ac, &daemon_api_ops, d, &d->api, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot serve the API on %s: %s", cfg->api_socket,
+			  err[0] ? err : strerror(-r));
+		return r;
+	}
+	log_info("API on %s", api_socket_path(d->api));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	_cleanup_(cfg_free) struct config cfg;
+	struct daemon d = { .argc = argc, .argv = argv };
 	struct spool *spool = NULL;
-	struct vm **vms = NULL;
 	sd_event *event = NULL;
 	bool check = false;
 	char err[256];
@@ -283,6 +350,7 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -292,40 +360,39 @@ int main(int argc, char **argv)
 	if (r >= 0)
 		r = sd_event_add_signal(event, NULL, SIGINT, daemon_on_signal, NULL);
 	if (r >= 0)
+		r = sd_event_add_signal(event, NULL, SIGHUP, daemon_on_hup, &d);
+	if (r >= 0)
 		r = sd_event_set_watchdog(event, true);
 	if (r < 0) {
 		log_error("cannot set up the event loop: %s", strerror(-r));
 		goto out;
 	}
 
-	vms = calloc(cfg.n_vms, sizeof(*vms));
-	if (!vms) {
-		r = -ENOMEM;
-		log_error("out of memory");
+	r = sup_new(event, spool, &d.sup);
+	if (r < 0) {
+		log_error("cannot set up the VMs: %s", strerror(-r));
 		goto out;
 	}
 	for (size_t i = 0; i < cfg.n_vms; i++) {
-		r = vm_new(event, spool, &cfg.vms[i], &vms[i], err, sizeof(err));
+		r = sup_add(d.sup, &cfg.vms[i], true, err, sizeof(err));
 		if (r < 0) {
-			log_error("VM %s: %s", cfg.vms[i].name, err);
+			log_error("VM %s: %s", cfg.vms[i].name, r == -ENOMEM ? strerror(ENOMEM) : err);
 			goto out;
 		}
 	}
+	r = daemon_start_api(event, spool, &cfg, &d);
+	if (r < 0)
+		goto out;
 	log_info("panicbrokerd %s: supervising %zu VM%s, spool %s", PB_VERSION,
 		 cfg.n_vms, cfg.n_vms == 1 ? "" : "s", cfg.spool);
-	daemon_resume_crashes(spool, vms, cfg.n_vms);
-	for (size_t i = 0; i < cfg.n_vms; i++)
-		vm_start(vms[i]);
 	sd_notifyf(0, "READY=1\nSTATUS=supervising %zu VMs", cfg.n_vms);
 
 	r = sd_event_loop(event);
 	if (r < 0)
 		log_error("event loop failed: %s", strerror(-r));
 out:
-	if (vms)
-		for (size_t i = 0; i < cfg.n_vms; i++)
-			vm_free(vms[i]);
-	free(vms);
+	api_free(d.api);
+	sup_free(d.sup);
 	sd_event_unref(event);
 	spool_close(spool);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

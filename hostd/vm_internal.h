@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/* Inside the runner only (vm.c, vm_chan.c): the VM's state and its dispatch. */
+#ifndef PB_VM_INTERNAL_H
+#define PB_VM_INTERNAL_H
+
+#include "chan.h"
+#include "crash_machine.h"
+#include "ratelimit.h"
+#include "snapshot.h"
+#include "vm.h"
+
+/* Crashed sessions of closed crashes remembered, so none is taken again. */
+#define VM_CLOSED_KEPT 8
+
+/* A backend operation the VM waits for, and what its outcome means. */
+struct vm_op {
+	const char *name;
+	unsigned int gen;
+	enum cm_event_type ok, fail;
+};
+
+struct vm {
+	struct vm_config cfg;
+	sd_event *event;
+	struct spool *spool;
+	struct cm_policy policy;
+	const struct backend_ops *bops;
+	struct backend *be;
+	struct chan *chan;              /* NULL without mailbox= */
+
+	/* The backend's view of the VM. */
+	bool attached;
+	enum be_run_state run_state;
+	char status[32];
+	struct be_instance instance;
+
+	struct crash *crash;            /* the open crash, or NULL */
+	sd_event_source *bound_timer;   /* kdump_timeout: the outer bound */
+	sd_event_source *watch_timer;   /* the kdump session / progress deadline */
+	sd_event_source *snap_retry;
+	struct snapshot *snap;
+	struct vm_op op;                /* the backend operation in flight */
+	unsigned int op_gen;            /* bumped when one starts, ends or is orphaned */
+	bool saving_later;              /* inside a channel look: save at its end */
+	bool dirty;
+
+	struct vm_past past;
+
+	/* The broker channel: what the guest said while no crash was open. */
+	struct crash_panic_copy *pending_panic;
+	struct chan_timing pending_timing;
+	bool have_pending_timing;
+	uint64_t panic_session;         /* the session of the last panic record */
+	/* Its session now, and whether a KDUMP session was given to the crash. */
+	uint64_t session;
+	uint32_t role;
+	uint64_t prev_session;
+	bool kdump_decided;
+	enum crash_link kdump_link;
+	char kdump_crash[SPOOL_ID_MAX];
+	struct ratelimit kdump_decide_rl, kdump_log_rl, nocrash_log_rl;
+	uint64_t closed[VM_CLOSED_KEPT];
+	unsigned int n_closed, closed_next;
+};
+
+/*
+ * Runs one event through the crash machine and carries its actions out;
+ * @bev: the backend event behind it, if any (a new crash's first facts).
+ */
+void vm_dispatch(struct vm *vm, struct cm_event *ev, const struct be_event *bev);
+/* Persists the record (or, inside a channel look, at its end). */
+void vm_save(struct vm *vm);
+/* The machine's view of the open crash (CRASH_CLOSED: none). */
+void vm_facts(const struct vm *vm, struct cm_crash *ret);
+
+/* vm_chan.c */
+extern const struct chan_ops vm_chan_ops;
+/* A crash just opened or was resumed: what the guest said before goes in. */
+void vm_chan_attach(struct vm *vm);
+/* The open crash is closing: its crashed session is remembered. */
+void vm_chan_closed(struct vm *vm);
+/* The look at the mailbox is over: the save it held back, now. */
+void vm_chan_flush(struct vm *vm);
+/* Whether the crashed session would be known if a crash opened now. */
+bool vm_chan_knows_session(const struct vm *vm);
+
+#endif
