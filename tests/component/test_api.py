@@ -14,6 +14,7 @@ import pytest
 
 from tests.lib.daemon import SCALE, daemon_binary, pbctl_binary
 from tests.lib.fakeqmp import FakeQMP
+from tests.lib.wait import wait_until
 
 # The daemon's default idle timeout for an API connection (API_DEFAULT_CONNECTION_TIMEOUT_SEC).
 API_IDLE_SEC = 5
@@ -66,14 +67,12 @@ def http(api, method, path, body=None, headers=(), raw=None, timeout=10):
 
 
 def wait_socket(d, path, timeout=15):
-    deadline = time.monotonic() + timeout * SCALE
-    while not os.path.exists(path):
+    def ready():
         if d.proc.poll() is not None:
             raise AssertionError(f"panicbrokerd exited ({d.proc.returncode}):\n{d.log_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no API socket {path} within {timeout * SCALE:.0f} s:\n"
-                                 f"{d.log_text()[-3000:]}")
-        time.sleep(0.05)
+        return os.path.exists(path)
+
+    wait_until(ready, f"API socket {path}", timeout, describe=lambda: d.log_text()[-3000:])
 
 
 def status_json(api):
@@ -83,14 +82,12 @@ def status_json(api):
 
 
 def wait_status(api, predicate, what, timeout=20):
-    deadline = time.monotonic() + timeout * SCALE
-    while True:
+    def shown():
         vms = status_json(api)
-        if predicate(vms):
-            return vms
-        if time.monotonic() > deadline:
-            raise AssertionError(f"pbctl status never showed {what}: {json.dumps(vms, indent=1)}")
-        time.sleep(0.1)
+        return vms if predicate(vms) else None
+
+    return wait_until(shown, f"{what} in pbctl status", timeout, interval=0.1,
+                      describe=lambda: json.dumps(status_json(api), indent=1))
 
 
 @pytest.fixture

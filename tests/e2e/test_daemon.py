@@ -106,6 +106,24 @@ def test_final_action_preserve_keeps_the_guest_paused(attach):
     assert "RESET" not in q.event_names()
 
 
+def test_a_preserved_panic_is_not_recorded_again_after_a_restart(attach, make_daemon):
+    """The VM that preserve left in guest-panicked is the same panic when the
+    daemon comes back to the same QEMU process: one record, not two."""
+    g, d = attach(SERIES, ",final_action=preserve", cmdline=["pbtest.kdump=0"])
+    q = g.qmp()
+    g.command("panic")
+    rec = d.wait_record(closed, 60)
+    assert rec["final_action_result"]["outcome"] == "preserved"
+    assert rec["vm_instance"]["pid"] == g.proc.pid
+    d.stop()
+
+    d2 = make_daemon([f"vm1,qmp={g.qmp_path},final_action=preserve,snapshot=never"])
+    d2.wait_log(r"VM vm1: attached to QMP .*\(VM status guest-panicked\)", 30)
+    d2.wait_log(r"VM vm1: still guest-panicked from a crash whose final action was preserve", 10)
+    assert q.execute("query-status")["status"] == "guest-panicked"
+    assert [r["id"] for r in d2.records()] == [rec["id"]]
+
+
 def test_final_action_poweroff_ends_qemu(attach):
     g, d = attach(SERIES, ",final_action=poweroff", cmdline=["pbtest.kdump=0"])
     g.command("panic")

@@ -8,9 +8,10 @@ import signal
 import subprocess
 import time
 
+from tests.lib.wait import SCALE, wait_record
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("PB_BUILD", os.path.join(TOP, "build"))
-SCALE = float(os.environ.get("PB_TIMEOUT_SCALE", "1"))
 
 
 def daemon_binary():
@@ -44,6 +45,10 @@ class Daemon:
         self.argv = [daemon_binary(), "--spool", self.spool, "--log-level", log_level]
         for vm in vms:
             self.argv += ["--vm", vm]
+        # Test daemons run side by side: no API on the shared default socket
+        # unless the test gives one of its own.
+        if not any(a in ("--api", "--no-api") or a.startswith("--api=") for a in args):
+            self.argv.append("--no-api")
         self.argv += list(args)
         self.proc = None
 
@@ -120,18 +125,13 @@ class Daemon:
         return json.loads(pbctl(self.spool, *args).stdout)
 
     def wait_record(self, predicate, timeout=60, what="a matching crash record", vm=None):
-        deadline = time.monotonic() + timeout * SCALE
-        while True:
-            if os.path.isdir(os.path.join(self.spool, "crashes")):
-                for rec in self.records(vm):
-                    if predicate(rec):
-                        return rec
-            if time.monotonic() > deadline:
-                recs = self.records(vm) if os.path.isdir(self.spool) else []
-                raise AssertionError(f"no {what} within {timeout * SCALE:.0f} s; records: "
-                                     f"{json.dumps(recs, indent=1)[-4000:]}\n"
-                                     f"daemon log:\n{self.log_text()[-3000:]}")
-            time.sleep(0.1)
+        def read():
+            if not os.path.isdir(os.path.join(self.spool, "crashes")):
+                return []
+            return self.records(vm)
+
+        return wait_record(read, predicate, what, timeout,
+                           describe=lambda: "daemon log:\n" + self.log_text()[-3000:])
 
 
 def record_states(rec):

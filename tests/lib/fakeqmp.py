@@ -40,7 +40,8 @@ class FakeQMP:
       silent      accepts and says nothing (no greeting)
       nonobject   greeting, then a JSON array instead of an object
       flood       greeting, capabilities, then 500 events at once
-      behaved     answers every command ({} or, for query-status, "running");
+      behaved     answers every command ({} or, for query-status, .status,
+                  "running" unless set);
                   emit() sends events on demand. With reset_on_system_reset,
                   a system_reset is followed by a RESET event, as QEMU does.
     """
@@ -51,6 +52,7 @@ class FakeQMP:
         self.reset_on_system_reset = reset_on_system_reset
         self.connections = 0
         self.commands = []
+        self.status = "running"
         self._conn = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -132,7 +134,7 @@ class FakeQMP:
                 if cmd is None:
                     return
                 self.commands.append(cmd.get("execute"))
-                ret = {"status": "running", "running": True} \
+                ret = {"status": self.status, "running": self.status == "running"} \
                     if cmd.get("execute") == "query-status" else {}
                 with self._lock:
                     _send(conn, {"return": ret, "id": cmd.get("id")})

@@ -17,15 +17,10 @@ import pytest
 from tests.lib.daemon import Daemon
 from tests.lib.fakeqmp import FakeQMP
 from tests.lib.fakeguest import FAKEGUEST, guest, records
+from tests.lib.wait import wait_until
 
 def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"no {what} within {timeout} s")
+    return wait_until(pred, what, timeout)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ QEMU (a system_reset is answered with a RESET event), so no real guest is
 needed. The daemon is the sanitized build, checked when it stops.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,18 +20,11 @@ import pytest
 from tests.lib.daemon import SCALE, Daemon, daemon_binary, record_states
 from tests.lib.fakeqmp import FakeQMP
 from tests.lib.fakeguest import FAKEGUEST, guest, records
+from tests.lib.wait import wait_record
 
 def wait_rec(spool, pred, what, timeout=15):
-    """The first record matching @pred, waited for."""
-    deadline = time.monotonic() + timeout * SCALE
-    while True:
-        for r in records(spool):
-            if pred(r):
-                return r
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no record with {what} within {timeout * SCALE:.0f} s: "
-                                 f"{json.dumps(records(spool), indent=1)[-5000:]}")
-        time.sleep(0.05)
+    """The first record of @spool matching @pred, waited for."""
+    return wait_record(lambda: records(spool), pred, f"record with {what}", timeout)
 
 
 def ts(s):

@@ -45,7 +45,7 @@ def test_check_config_prints_the_effective_configuration(tmp_path):
 
 def test_bad_configuration_is_a_usage_error_with_a_reason(tmp_path):
     cases = [
-        ((), "no VMs configured"),
+        (("--no-api",), "no VMs configured"),
         (("--vm", "web1"), "qmp=PATH is required"),
         (("--vm", "web1,qmp=/q,final_action=reboot"), "restart, poweroff or preserve"),
         (("--vm", "a,qmp=/q", "--vm", "a,qmp=/r"), "configured twice"),
@@ -64,7 +64,7 @@ def test_bad_configuration_is_a_usage_error_with_a_reason(tmp_path):
 
 def test_one_daemon_per_spool(tmp_path):
     spool = str(tmp_path / "spool")
-    first = subprocess.Popen([daemon_binary(), "--spool", spool, "--vm", "a,qmp=/nonexistent"],
+    first = subprocess.Popen([daemon_binary(), "--spool", spool, "--vm", "a,qmp=/nonexistent", "--no-api"],
                              stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(100):
