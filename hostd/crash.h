@@ -202,6 +202,11 @@ void crash_snapshot_end(struct crash *c, const char *state, const char *reason,
 			uint64_t now_usec, double seconds);
 /* Whether the record has a snapshot object (any state), and its state. */
 const char *crash_snapshot_get_state(const struct crash *c);
+/* snapshot.seconds, or -1 when not recorded. */
+double crash_snapshot_seconds(const struct crash *c);
+/* signature.bucket and .title, or NULL (valid until the record changes). */
+const char *crash_signature_bucket(const struct crash *c);
+const char *crash_signature_title(const struct crash *c);
 /* The path of the snapshot's file as recorded ("vmcore"), or NULL. */
 const char *crash_snapshot_path(const struct crash *c);
 

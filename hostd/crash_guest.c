@@ -186,3 +186,13 @@ void crash_set_unknown_records(struct crash *c, uint64_t count)
 			       json_object_new_uint64(count));
 	crash_touch(c);
 }
+
+const char *crash_signature_bucket(const struct crash *c)
+{
+	return crash_json_get_string(crash_json_sub(c->rec, "signature"), "bucket");
+}
+
+const char *crash_signature_title(const struct crash *c)
+{
+	return crash_json_get_string(crash_json_sub(c->rec, "signature"), "title");
+}

@@ -118,3 +118,12 @@ const char *crash_snapshot_path(const struct crash *c)
 {
 	return crash_json_get_string(crash_json_sub(c->rec, "snapshot"), "path");
 }
+
+double crash_snapshot_seconds(const struct crash *c)
+{
+	json_object *v, *s = crash_json_sub(c->rec, "snapshot");
+
+	if (!s || !json_object_object_get_ex(s, "seconds", &v))
+		return -1;
+	return json_object_get_double(v);
+}

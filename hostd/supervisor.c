@@ -5,6 +5,7 @@
 
 #include "crash.h"
 #include "log.h"
+#include "observe.h"
 #include "supervisor.h"
 #include "vm.h"
 
@@ -224,6 +225,7 @@ int sup_add(struct sup *s, const struct vm_config *cfg, bool from_config,
 	s->vms[s->n_vms++] = vm;
 	sup_resume(s, vm);
 	vm_start(vm);
+	obs_emit(&(struct obs_event){ .type = OBS_VM_ADDED, .vm = cfg->name });
 	log_info("VM %s: supervised (qmp=%s%s%s)", cfg->name, cfg->qmp_path,
 		 cfg->mailbox_path[0] ? ", mailbox=" : "", cfg->mailbox_path);
 	return 0;
@@ -264,6 +266,7 @@ int sup_remove(struct sup *s, const char *name, const char *why)
 	if (open_id[0])
 		log_info("VM %s: its open crash %s stays in the spool", vname, open_id);
 	log_info("VM %s: no longer supervised (%s)", vname, why);
+	obs_emit(&(struct obs_event){ .type = OBS_VM_REMOVED, .vm = vname });
 	return 0;
 }
 

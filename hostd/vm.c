@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <panicbroker/pvpanic.h>
 
 #include "evutil.h"
 #include "log.h"
+#include "observe.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -46,8 +48,18 @@ void vm_get_past(const struct vm *vm, struct vm_past *ret)
 	*ret = vm->past;
 }
 
+/* The time now, not the loop's: a save's own duration is measured. */
+static uint64_t now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void vm_save(struct vm *vm)
 {
+	uint64_t t0;
 	int r;
 
 	if (!vm->crash)
@@ -57,7 +69,12 @@ void vm_save(struct vm *vm)
 		return;
 	}
 	vm->dirty = false;
+	t0 = now_monotonic_usec();
 	r = crash_save(vm->crash);
+	obs_emit(&(struct obs_event){
+		.type = OBS_RECORD_WRITE, .vm = vm->cfg.name, .crash = vm->crash,
+		.seconds = (double)(now_monotonic_usec() - t0) / USEC_PER_SEC, .saved = r >= 0,
+	});
 	if (r < 0)
 		log_error("VM %s: cannot write crash record %s: %s; kept in memory, retried on the next change",
 			  vm->cfg.name, vm->crash->id, strerror(-r));
@@ -206,6 +223,11 @@ static void vm_on_snapshot_done(bool ok, void *ud)
 	struct cm_event ev = { .type = ok ? CM_EV_SNAPSHOT_DONE : CM_EV_SNAPSHOT_FAILED };
 
 	vm->snap = NULL;
+	obs_emit(&(struct obs_event){
+		.type = OBS_SNAPSHOT_END, .vm = vm->cfg.name, .crash = vm->crash,
+		.outcome = crash_snapshot_get_state(vm->crash),
+		.seconds = crash_snapshot_seconds(vm->crash),
+	});
 	vm_dispatch(vm, &ev, NULL);
 }
 
@@ -390,8 +412,43 @@ static void vm_let_go(struct vm *vm)
 	vm->crash = NULL;
 }
 
+/* The watchers (observe.h) learn what the actions did to the crash. */
+static void vm_tell(struct vm *vm, const struct cm_result *r, enum crash_state before)
+{
+	struct obs_event o = { .vm = vm->cfg.name, .crash = vm->crash };
+	unsigned int a = r->actions;
+
+	if (a & CM_ACT_CREATE) {
+		o.type = OBS_CRASH_OPENED;
+		o.event = r->create_event;
+		obs_emit(&o);
+		before = CRASH_DETECTED;
+	}
+	if (r->after.state != before && r->after.state != CRASH_CLOSED) {
+		o.type = OBS_CRASH_STATE;
+		o.state = r->after.state;
+		o.prev_state = before;
+		obs_emit(&o);
+	}
+	if ((a & CM_ACT_KDUMP_HUNG) ||
+	    ((a & CM_ACT_KDUMP_STATE) && (r->after.ks == CRASH_KS_DONE ||
+					  r->after.ks == CRASH_KS_FAILED))) {
+		o.type = OBS_KDUMP_OUTCOME;
+		o.outcome = crash_ks_to_string(r->after.ks);
+		obs_emit(&o);
+	}
+	if (a & CM_ACT_CLOSE) {
+		o.type = OBS_CRASH_CLOSED;
+		o.state = CRASH_CLOSED;
+		o.prev_state = before;
+		o.outcome = r->outcome;
+		obs_emit(&o);
+	}
+}
+
 static void vm_apply(struct vm *vm, const struct cm_event *ev,
-		     const struct cm_result *r, const struct be_event *bev)
+		     const struct cm_result *r, const struct be_event *bev,
+		     enum crash_state before)
 {
 	unsigned int a = r->actions;
 
@@ -411,6 +468,7 @@ static void vm_apply(struct vm *vm, const struct cm_event *ev,
 			   vm->crash->id, r->create_source);
 	}
 	vm_log(vm, r);
+	vm_tell(vm, r, before);
 	if (a & CM_ACT_CLOSE) {
 		vm_let_go(vm);
 	} else if (a & CM_ACT_HOLD) {
@@ -443,7 +501,7 @@ void vm_dispatch(struct vm *vm, struct cm_event *ev, const struct be_event *bev)
 		log_debug("VM %s: %s: %s -> %s (actions %#x)", vm->cfg.name,
 			  cm_event_name(ev->type), crash_state_to_string(facts.state),
 			  crash_state_to_string(r.after.state), r.actions);
-	vm_apply(vm, ev, &r, bev);
+	vm_apply(vm, ev, &r, bev, facts.state);
 }
 
 /* ---- backend events ---- */
@@ -470,6 +528,9 @@ static void vm_on_attached(struct vm *vm, const struct be_event *bev)
 			     vm_same_instance(&vm->past.last_instance, &bev->instance),
 	};
 
+	if (!vm->attached)
+		obs_emit(&(struct obs_event){ .type = OBS_VM_ATTACH, .vm = vm->cfg.name,
+					      .attached = true });
 	vm->attached = true;
 	vm->run_state = bev->run_state;
 	snprintf(vm->status, sizeof(vm->status), "%s", bev->status ? bev->status : "");
@@ -488,6 +549,9 @@ static void vm_on_backend(void *ud, const struct be_event *bev)
 		vm_on_attached(vm, bev);
 		return;
 	case BE_EV_DETACHED:
+		if (vm->attached)
+			obs_emit(&(struct obs_event){ .type = OBS_VM_ATTACH, .vm = vm->cfg.name,
+						      .attached = false });
 		vm->attached = false;
 		return;
 	case BE_EV_PANIC:

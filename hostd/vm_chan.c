@@ -11,6 +11,7 @@
 
 #include "evutil.h"
 #include "log.h"
+#include "observe.h"
 #include "util.h"
 #include "vm_internal.h"
 
@@ -109,6 +110,10 @@ static void vm_chan_panic(struct vm *vm, const struct chan_panic *p)
 
 static void vm_chan_timing(struct vm *vm, const struct chan_timing *t)
 {
+	obs_emit(&(struct obs_event){
+		.type = OBS_UNLOAD, .vm = vm->cfg.name, .crash = vm->crash,
+		.unload_acked = t->acked, .rtt_us = t->rtt_us, .tier_us = t->tier_us,
+	});
 	if (vm->crash) {
 		crash_set_timing(vm->crash, t);
 		vm_save(vm);
@@ -274,6 +279,8 @@ static void vm_chan_event(void *ud, const struct chan_event *e)
 		}
 		break;
 	case CHAN_EV_MALFORMED:
+		obs_emit(&(struct obs_event){ .type = OBS_MALFORMED, .vm = vm->cfg.name,
+					      .crash = vm->crash, .count = e->count });
 		if (vm->crash) {
 			crash_add_malformed(vm->crash, e->what, e->reason, e->count);
 			vm_save(vm);
