@@ -363,6 +363,12 @@ static void cm_on_attached(struct cm_ctx *x)
 	const struct cm_event *ev = x->ev;
 	enum crash_state st = x->r->after.state;
 
+	/* The backend could not tell the VM's state: nothing to reconcile with. */
+	if (ev->run_state == BE_RUN_UNKNOWN) {
+		cm_log(x, CM_LOG_WARN, "attached, but the VM's state is unknown; cannot reconcile");
+		return;
+	}
+
 	if (st == CRASH_CLOSED) {
 		cm_on_attached_none(x);
 		return;

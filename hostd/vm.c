@@ -282,7 +282,7 @@ static void vm_on_hold(void *ud, int error, const char *reason)
 		return;
 	}
 	if (error < 0) {
-		snprintf(detail, sizeof(detail), "stop refused (%s): no snapshot",
+		snprintf(detail, sizeof(detail), "%s: no snapshot",
 			 reason ? reason : strerror(-error));
 		vm_dispatch(vm, &ev, NULL);
 		return;

@@ -395,6 +395,7 @@ static void test_variants(void **state)
 	struct cm_event done = event_of(CM_EV_KDUMP_REPORT), failed = done;
 	struct cm_event refused = event_of(CM_EV_KDUMP_SESSION), booted = event_of(CM_EV_BOOTED);
 	struct cm_event snapfail = event_of(CM_EV_SNAPSHOT_FAILED);
+	struct cm_event att_unknown = event_of(CM_EV_ATTACHED);
 
 	(void)state;
 	krn_run.ks = CRASH_KS_RUNNING;
@@ -416,7 +417,9 @@ static void test_variants(void **state)
 	failed.reason = "makedumpfile exited 1";
 	refused.link = CRASH_LINK_REFUSED;
 	booted.session = 0xabc;
-	snapfail.detail = "stop refused (GenericError): no snapshot";
+	snapfail.detail = "stop refused: GenericError: paused already: no snapshot";
+	att_unknown.run_state = BE_RUN_UNKNOWN;
+	att_unknown.status = "unknown";
 
 	const struct variant vs[] = {
 		{ "QEMU powered the VM off itself", none, panic_off, &policy_default, CLO,
@@ -477,9 +480,11 @@ static void test_variants(void **state)
 		{ "snapshot done, poweroff", snp, event_of(CM_EV_SNAPSHOT_DONE), &poweroff, SNP,
 		  S | PO, NULL, 0, NULL },
 		{ "snapshot refused its pause: noted", snp, snapfail, &policy_default, SNP,
-		  S | HI | RS, "stop refused (GenericError): no snapshot", 0, NULL },
+		  S | HI | RS, "stop refused: GenericError: paused already: no snapshot", 0, NULL },
 		{ "snapshot before kdump: back into kdump", snp_kdump,
 		  event_of(CM_EV_SNAPSHOT_DONE), &always, SNP, S | RE, NULL, 0, NULL },
+		{ "attached, state unknown: nothing decided", krn, att_unknown, &policy_default,
+		  KRN, 0, NULL, 0, NULL },
 		{ "powered off from kdump: restart", kfi_down, event_of(CM_EV_ATTACHED),
 		  &policy_default, KFI, HI | S | RS, NULL, 0, NULL },
 	};
