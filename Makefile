@@ -26,7 +26,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # record (crash*.c, spool.c), the VM (the backend) and its snapshot.
 LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
                crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c \
-               signature.c
+               signature.c index.c
 BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
 CHAN_SRCS   := chan.c chan_look.c chan_file.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_chan.c supervisor.c \

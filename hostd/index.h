@@ -51,9 +51,14 @@ struct crash_summary {
 	struct be_instance instance; /* vm_instance (pid 0: unknown) */
 };
 
+#define INDEX_BAD_KEPT 8
+
 struct index_stats {
 	size_t lines_read, lines_bad, records_read, records_bad, dropped;
 	uint64_t load_usec;
+	/* The first unreadable records, and why: for the daemon to say. */
+	char bad_id[INDEX_BAD_KEPT][SPOOL_ID_MAX];
+	char bad_why[INDEX_BAD_KEPT][160];
 };
 
 /* Errors: negative errno with a reason (an unreadable spool; not a bad index file). */

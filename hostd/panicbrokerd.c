@@ -20,6 +20,8 @@
 #include "spool.h"
 #include "version.h"
 #include "supervisor.h"
+#include "index.h"
+#include "observe.h"
 #include "api.h"
 
 static void daemon_usage(FILE *f)
@@ -201,7 +203,42 @@ struct daemon {
 	char **argv;
 	struct sup *sup;
 	struct api *api;
+	struct index *index;
 };
+
+/* The index follows every record the daemon saves. */
+static void daemon_on_obs(void *ud, const struct obs_event *ev)
+{
+	struct daemon *d = ud;
+
+	if (ev->type == OBS_RECORD_WRITE && ev->saved && ev->crash)
+		index_update(d->index, ev->crash);
+}
+
+static int daemon_open_index(struct spool *spool, struct daemon *d)
+{
+	struct index_stats st;
+	char err[256] = "";
+	int r;
+
+	r = index_open(spool, &d->index, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err[0] ? err : strerror(-r));
+		return r;
+	}
+	index_stats(d->index, &st);
+	for (size_t i = 0; i < st.records_bad && i < INDEX_BAD_KEPT; i++)
+		log_warn("crash %s: %s; left out of the index, ignoring", st.bad_id[i], st.bad_why[i]);
+	if (st.lines_bad || st.records_bad || st.dropped)
+		log_warn("spool index: %zu bad lines skipped, %zu unreadable records left out, %zu entries without a crash directory dropped",
+			 st.lines_bad, st.records_bad, st.dropped);
+	log_info("spool index: %zu crashes (%zu records read) in %llu ms", index_count(d->index),
+		 st.records_read, (unsigned long long)(st.load_usec / 1000));
+	r = obs_subscribe(daemon_on_obs, d);
+	if (r < 0)
+		log_error("cannot follow the records with the index: %s", strerror(-r));
+	return r;
+}
 
 static int daemon_on_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 			    void *ud)
@@ -368,7 +405,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	r = sup_new(event, spool, &d.sup);
+	r = daemon_open_index(spool, &d);
+	if (r < 0)
+		goto out;
+	r = sup_new(event, spool, d.index, &d.sup);
 	if (r < 0) {
 		log_error("cannot set up the VMs: %s", strerror(-r));
 		goto out;
@@ -393,6 +433,7 @@ int main(int argc, char **argv)
 out:
 	api_free(d.api);
 	sup_free(d.sup);
+	index_free(d.index);
 	sd_event_unref(event);
 	spool_close(spool);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

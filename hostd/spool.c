@@ -19,6 +19,11 @@ struct spool {
 	int lock_fd;
 };
 
+int spool_dirfd(const struct spool *s)
+{
+	return s->dirfd;
+}
+
 const char *spool_path(const struct spool *s)
 {
 	return s->path;

@@ -32,6 +32,8 @@ int spool_open(const char *path, bool owner, struct spool **ret, char *err,
 	       size_t errlen);
 void spool_close(struct spool *s);
 const char *spool_path(const struct spool *s);
+/* The spool directory itself (for files beside crashes/, like the index). */
+int spool_dirfd(const struct spool *s);
 
 /*
  * Publishes a new crash directory crashes/<id>/ (mode 0750) holding @record:

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crash.h"
+#include "index.h"
 #include "log.h"
 #include "observe.h"
 #include "supervisor.h"
@@ -55,85 +56,37 @@ static struct sup_known *sup_known_find(struct sup *s, const char *name, bool cr
 	return k;
 }
 
-static const char *sup_rec_string(json_object *rec, const char *key)
+/* What the index says of one crash: its VM's past, and whether it is open. */
+static void sup_note(struct sup *s, const struct crash_summary *cs)
 {
-	json_object *v;
-
-	if (!json_object_object_get_ex(rec, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static void sup_note_record(struct sup *s, const char *id, json_object *rec)
-{
-	const char *vm = sup_rec_string(rec, "vm"), *state = sup_rec_string(rec, "state");
-	json_object *res, *in, *v;
 	struct sup_known *k;
 	char **open;
 
-	if (!vm || !state || !name_is_valid(vm))
+	if (!name_is_valid(cs->vm))
 		return;
-	k = sup_known_find(s, vm, true);
+	k = sup_known_find(s, cs->vm, true);
 	if (!k) {
-		log_warn("crash %s: out of memory noting it, ignoring", id);
+		log_warn("crash %s: out of memory noting it, ignoring", cs->id);
 		return;
 	}
-	/* Ids sort by detection time: the last one seen is the newest. */
-	snprintf(k->past.last_crash, sizeof(k->past.last_crash), "%s", id);
-	k->past.last_preserved = json_object_object_get_ex(rec, "final_action_result", &res) &&
-				 json_object_is_type(res, json_type_object) &&
-				 sup_rec_string(res, "outcome") &&
-				 strcmp(sup_rec_string(res, "outcome"), "preserved") == 0;
-	k->past.last_instance = (struct be_instance){ 0 };
-	if (json_object_object_get_ex(rec, "vm_instance", &in) &&
-	    json_object_is_type(in, json_type_object)) {
-		if (json_object_object_get_ex(in, "pid", &v))
-			k->past.last_instance.pid = (pid_t)json_object_get_int64(v);
-		if (json_object_object_get_ex(in, "start_ticks", &v))
-			k->past.last_instance.start_ticks = json_object_get_uint64(v);
-	}
-	if (strcmp(state, "closed") == 0)
+	/* The index is sorted by id, by detection time: the last one is the newest. */
+	snprintf(k->past.last_crash, sizeof(k->past.last_crash), "%s", cs->id);
+	k->past.last_preserved = strcmp(cs->outcome, "preserved") == 0;
+	k->past.last_instance = cs->instance;
+	if (cs->state == CRASH_CLOSED)
 		return;
 	open = realloc(k->open, (k->n_open + 1) * sizeof(*open));
-	if (!open || !(open[k->n_open] = strdup(id))) {
+	if (!open || !(open[k->n_open] = strdup(cs->id))) {
 		if (open)
 			k->open = open;
-		log_warn("crash %s: out of memory noting it open, ignoring", id);
+		log_warn("crash %s: out of memory noting it open, ignoring", cs->id);
 		return;
 	}
 	k->open = open;
 	k->n_open++;
 }
 
-/* One pass over the spool: open crashes and each VM's last crash. */
-static void sup_scan(struct sup *s)
-{
-	char **ids = NULL, err[256];
-	size_t n_ids = 0;
-	int r;
-
-	r = spool_list(s->spool, &ids, &n_ids);
-	if (r < 0) {
-		log_warn("cannot list %s/crashes: %s; open crashes are not resumed",
-			 spool_path(s->spool), strerror(-r));
-		return;
-	}
-	for (size_t i = 0; i < n_ids; i++) {
-		json_object *rec = NULL;
-
-		err[0] = '\0';
-		r = spool_read_record(s->spool, ids[i], &rec, err, sizeof(err));
-		if (r < 0) {
-			log_warn("crash %s: %s, ignoring", ids[i], err[0] ? err : strerror(-r));
-			continue;
-		}
-		sup_note_record(s, ids[i], rec);
-		json_object_put(rec);
-	}
-	spool_free_ids(ids, n_ids);
-}
-
-int sup_new(sd_event *e, struct spool *spool, struct sup **ret)
+int sup_new(sd_event *e, struct spool *spool, const struct index *x, struct sup **ret)
 {
 	struct sup *s = calloc(1, sizeof(*s));
 
@@ -141,7 +94,8 @@ int sup_new(sd_event *e, struct spool *spool, struct sup **ret)
 		return -ENOMEM;
 	s->event = sd_event_ref(e);
 	s->spool = spool;
-	sup_scan(s);
+	for (size_t i = 0; i < index_count(x); i++)
+		sup_note(s, index_at(x, i));
 	*ret = s;
 	return 0;
 }

@@ -4,9 +4,10 @@
  * daemon runs (the API, SIGHUP), and what the spool says of their past.
  *
  * Contract:
- *  - At start, sup_new() reads the spool once: every open crash goes to its
- *    VM (or waits, kept by name, for a VM of that name to be added), and
- *    each VM learns its last crash.
+ *  - At start, sup_new() goes through the spool's index once: every open
+ *    crash goes to its VM (or waits, kept by name, for a VM of that name to
+ *    be added), and each VM learns its last crash. Only open crashes' records
+ *    are read, when their VM is added.
  *  - A VM removed (detached, or gone from the configuration at a reload)
  *    keeps its open crash in the spool; a VM of that name added later
  *    resumes it.
@@ -25,7 +26,8 @@
 
 struct sup;
 
-int sup_new(sd_event *e, struct spool *spool, struct sup **ret);
+struct index;
+int sup_new(sd_event *e, struct spool *spool, const struct index *x, struct sup **ret);
 void sup_free(struct sup *s);
 size_t sup_count(const struct sup *s);
 

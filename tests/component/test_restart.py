@@ -3,9 +3,10 @@
 left in guest-panicked is that same crash while the same process runs it,
 and a new crash once another process does; SIGHUP adds and removes VMs."""
 
-import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -50,21 +51,28 @@ def test_the_same_panicked_process_is_not_a_new_crash(make_daemon, peer):
     assert [r["id"] for r in d.records()] == [rec["id"]]
 
 
-def test_another_process_panicked_is_a_new_crash(make_daemon, peer):
+def test_another_process_panicked_is_a_new_crash(make_daemon, peer, short_dir):
     q = peer("vm1")
-    rec, spool = preserved_crash(make_daemon, q)
-    # Another QEMU process behind the socket: its start time differs.
-    path = os.path.join(spool, "crashes", rec["id"], "record.json")
-    with open(path) as f:
-        r = json.load(f)
-    r["vm_instance"]["start_ticks"] += 1
-    with open(path, "w") as f:
-        json.dump(r, f)
-
-    d = make_daemon([f"vm1,qmp={q.path},final_action=preserve,snapshot=never"])
-    new = d.wait_record(lambda x: x["id"] != rec["id"], 15, "a second crash")
-    assert new["event"] == "GUEST_PANICKED"
-    assert "found the VM in guest-panicked at attach" in new["history"][0]["reason"]
+    rec, _ = preserved_crash(make_daemon, q)
+    q.close()
+    # Another QEMU process behind the socket, found panicked: a new crash.
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    other = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from tests.lib.fakeqmp import FakeQMP;"
+         "f = FakeQMP(sys.argv[2], 'behaved'); f.status = 'guest-panicked';"
+         "time.sleep(60)", top, q.path])
+    try:
+        wait_until(lambda: os.path.exists(q.path), "the other process's QMP socket")
+        d = make_daemon([f"vm1,qmp={q.path},final_action=preserve,snapshot=never"])
+        new = d.wait_record(lambda x: x["id"] != rec["id"], 15, "a second crash")
+        assert new["event"] == "GUEST_PANICKED"
+        assert "found the VM in guest-panicked at attach" in new["history"][0]["reason"]
+        assert new["vm_instance"]["pid"] == other.pid
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_sighup_adds_and_removes_vms_and_keeps_open_crashes(make_daemon, peer, tmp_path):

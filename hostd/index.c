@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "io.h"
+#include "util.h"
+
+#define INDEX_NAME "index.jsonl"
+#define INDEX_LINE_MAX 4096
+
+struct index {
+	struct spool *spool;
+	int fd; /* INDEX_NAME, O_APPEND; -1 when it cannot be written */
+	struct crash_summary *v;
+	size_t n, cap;
+	struct index_stats stats;
+};
+
+static uint64_t index_clock_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ---- a summary from a record, to a line and back ---- */
+
+static const char *index_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static json_object *index_obj(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+		return NULL;
+	return v;
+}
+
+static void index_copy(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+static uint64_t index_time(const char *s)
+{
+	uint64_t usec = 0;
+
+	if (s && ts_parse_rfc3339(s, &usec) < 0)
+		usec = 0;
+	return usec;
+}
+
+void index_summarise(const char *id, json_object *rec, struct crash_summary *ret)
+{
+	json_object *res = index_obj(rec, "final_action_result"), *in = index_obj(rec, "vm_instance");
+	json_object *v;
+	int st = crash_state_from_string(index_str(rec, "state") ? index_str(rec, "state") : "");
+
+	memset(ret, 0, sizeof(*ret));
+	index_copy(ret->id, sizeof(ret->id), id);
+	index_copy(ret->vm, sizeof(ret->vm), index_str(rec, "vm"));
+	index_copy(ret->event, sizeof(ret->event), index_str(rec, "event"));
+	ret->detected_usec = index_time(index_str(rec, "detected_at"));
+	ret->updated_usec = index_time(index_str(rec, "updated_at"));
+	/* An unreadable state counts as open: it is looked at again at start. */
+	ret->state = st < 0 ? CRASH_DETECTED : (enum crash_state)st;
+	index_copy(ret->outcome, sizeof(ret->outcome), index_str(res, "outcome"));
+	index_copy(ret->kdump, sizeof(ret->kdump), index_str(index_obj(rec, "kdump"), "state"));
+	index_copy(ret->snapshot, sizeof(ret->snapshot),
+		   index_str(index_obj(rec, "snapshot"), "state"));
+	index_copy(ret->bucket, sizeof(ret->bucket), index_str(index_obj(rec, "signature"), "bucket"));
+	index_copy(ret->title, sizeof(ret->title), index_str(index_obj(rec, "signature"), "title"));
+	if (in && json_object_object_get_ex(in, "pid", &v))
+		ret->instance.pid = (pid_t)json_object_get_int64(v);
+	if (in && json_object_object_get_ex(in, "start_ticks", &v))
+		ret->instance.start_ticks = json_object_get_uint64(v);
+}
+
+/* One line of the file; NULL on ENOMEM. */
+static char *index_line(const struct crash_summary *s)
+{
+	json_object *o = json_object_new_object();
+	char *line = NULL;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "id", json_object_new_string(s->id));
+	json_object_object_add(o, "vm", json_object_new_string(s->vm));
+	json_object_object_add(o, "event", json_object_new_string(s->event));
+	json_object_object_add(o, "detected", json_object_new_uint64(s->detected_usec));
+	json_object_object_add(o, "updated", json_object_new_uint64(s->updated_usec));
+	json_object_object_add(o, "state", json_object_new_string(crash_state_to_string(s->state)));
+	json_object_object_add(o, "outcome", json_object_new_string(s->outcome));
+	json_object_object_add(o, "kdump", json_object_new_string(s->kdump));
+	json_object_object_add(o, "snapshot", json_object_new_string(s->snapshot));
+	json_object_object_add(o, "bucket", json_object_new_string(s->bucket));
+	json_object_object_add(o, "title", json_object_new_string(s->title));
+	json_object_object_add(o, "pid", json_object_new_int64(s->instance.pid));
+	json_object_object_add(o, "ticks", json_object_new_uint64(s->instance.start_ticks));
+	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
+		line = NULL;
+	json_object_put(o);
+	return line;
+}
+
+/* A line back into a summary; false when it is not one (torn, foreign). */
+static bool index_parse(const char *line, struct crash_summary *ret)
+{
+	json_object *o = json_tokener_parse(line), *v;
+	const char *id = index_str(o, "id"), *state = index_str(o, "state");
+	int st;
+
+	if (!o || !id || !spool_id_is_valid(id) || !state ||
+	    (st = crash_state_from_string(state)) < 0 || !index_str(o, "vm")) {
+		json_object_put(o);
+		return false;
+	}
+	memset(ret, 0, sizeof(*ret));
+	index_copy(ret->id, sizeof(ret->id), id);
+	index_copy(ret->vm, sizeof(ret->vm), index_str(o, "vm"));
+	index_copy(ret->event, sizeof(ret->event), index_str(o, "event"));
+	ret->state = (enum crash_state)st;
+	index_copy(ret->outcome, sizeof(ret->outcome), index_str(o, "outcome"));
+	index_copy(ret->kdump, sizeof(ret->kdump), index_str(o, "kdump"));
+	index_copy(ret->snapshot, sizeof(ret->snapshot), index_str(o, "snapshot"));
+	index_copy(ret->bucket, sizeof(ret->bucket), index_str(o, "bucket"));
+	index_copy(ret->title, sizeof(ret->title), index_str(o, "title"));
+	if (json_object_object_get_ex(o, "detected", &v))
+		ret->detected_usec = json_object_get_uint64(v);
+	if (json_object_object_get_ex(o, "updated", &v))
+		ret->updated_usec = json_object_get_uint64(v);
+	if (json_object_object_get_ex(o, "pid", &v))
+		ret->instance.pid = (pid_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "ticks", &v))
+		ret->instance.start_ticks = json_object_get_uint64(v);
+	json_object_put(o);
+	return true;
+}
+
+/* ---- the sorted array ---- */
+
+static int index_grow(struct index *x, size_t want)
+{
+	struct crash_summary *v;
+	size_t cap = x->cap ? x->cap : 256;
+
+	if (want <= x->cap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	v = realloc(x->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	x->v = v;
+	x->cap = cap;
+	return 0;
+}
+
+/* Where @id is, or would go. */
+static size_t index_pos(const struct index *x, const char *id, bool *found)
+{
+	size_t lo = 0, hi = x->n;
+
+	*found = false;
+	/* New crashes are the newest: look at the end first. */
+	if (x->n && strcmp(x->v[x->n - 1].id, id) < 0)
+		return x->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(x->v[mid].id, id);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int index_put(struct index *x, const struct crash_summary *s)
+{
+	bool found;
+	size_t i = index_pos(x, s->id, &found);
+
+	if (found) {
+		x->v[i] = *s;
+		return 0;
+	}
+	if (index_grow(x, x->n + 1) < 0)
+		return -ENOMEM;
+	memmove(&x->v[i + 1], &x->v[i], (x->n - i) * sizeof(*x->v));
+	x->v[i] = *s;
+	x->n++;
+	return 0;
+}
+
+/* ---- loading ---- */
+
+/* Every good line of the file, last one of an id kept. */
+static int index_read_file(struct index *x, size_t *ret_lines)
+{
+	_cleanup_close_ int fd = openat(spool_dirfd(x->spool), INDEX_NAME,
+					 O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+	ssize_t len;
+	int r = 0;
+
+	*ret_lines = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	f = fdopen(TAKE_FD(fd), "r");
+	if (!f)
+		return -errno;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		struct crash_summary s;
+
+		n++;
+		if (len > INDEX_LINE_MAX || !index_parse(line, &s)) {
+			x->stats.lines_bad++;
+			continue;
+		}
+		r = index_put(x, &s);
+		if (r < 0)
+			break;
+	}
+	free(line);
+	fclose(f);
+	x->stats.lines_read = n;
+	*ret_lines = n;
+	return r;
+}
+
+/* A record read because the file did not know it, or knew it open. */
+static int index_read_record(struct index *x, const char *id, struct crash_summary *ret)
+{
+	json_object *rec = NULL;
+	char err[256] = "";
+	int r = spool_read_record(x->spool, id, &rec, err, sizeof(err));
+
+	x->stats.records_read++;
+	if (r < 0) {
+		if (x->stats.records_bad < INDEX_BAD_KEPT) {
+			index_copy(x->stats.bad_id[x->stats.records_bad], SPOOL_ID_MAX, id);
+			index_copy(x->stats.bad_why[x->stats.records_bad], 160, err);
+		}
+		x->stats.records_bad++;
+		return r;
+	}
+	index_summarise(id, rec, ret);
+	json_object_put(rec);
+	return 0;
+}
+
+/* The directory is the truth: keep what it has, read what is open or new. */
+static int index_reconcile(struct index *x)
+{
+	struct crash_summary *old = x->v, s;
+	size_t n_old = x->n, j = 0;
+	char **ids = NULL;
+	size_t n_ids = 0;
+	int r;
+
+	r = spool_list(x->spool, &ids, &n_ids);
+	if (r < 0)
+		return r;
+	x->v = NULL;
+	x->n = x->cap = 0;
+	r = index_grow(x, n_ids);
+	for (size_t i = 0; r >= 0 && i < n_ids; i++) {
+		while (j < n_old && strcmp(old[j].id, ids[i]) < 0) {
+			x->stats.dropped++;
+			j++;
+		}
+		if (j < n_old && strcmp(old[j].id, ids[i]) == 0 && old[j].state == CRASH_CLOSED) {
+			x->v[x->n++] = old[j++];
+			continue;
+		}
+		if (j < n_old && strcmp(old[j].id, ids[i]) == 0)
+			j++;
+		/* An unreadable record is left out (the daemon logs it at resume). */
+		if (index_read_record(x, ids[i], &s) == 0)
+			x->v[x->n++] = s;
+	}
+	x->stats.dropped += n_old - j;
+	free(old);
+	spool_free_ids(ids, n_ids);
+	return r;
+}
+
+/* The whole index anew: temporary file, fsync, rename. */
+static int index_rewrite(struct index *x)
+{
+	_cleanup_close_ int fd = -1;
+	int dirfd = spool_dirfd(x->spool), r = 0;
+
+	fd = openat(dirfd, "." INDEX_NAME ".tmp",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return -errno;
+	for (size_t i = 0; i < x->n && r >= 0; i++) {
+		_cleanup_free_ char *line = index_line(&x->v[i]);
+
+		r = line ? io_write_full(fd, line, strlen(line)) : -ENOMEM;
+	}
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r >= 0 && renameat(dirfd, "." INDEX_NAME ".tmp", dirfd, INDEX_NAME) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(dirfd, "." INDEX_NAME ".tmp", 0);
+	return r;
+}
+
+int index_open(struct spool *s, struct index **ret, char *err, size_t errlen)
+{
+	struct index *x = calloc(1, sizeof(*x));
+	uint64_t t0 = index_clock_usec();
+	size_t lines = 0;
+	int r;
+
+	if (!x)
+		return -ENOMEM;
+	x->spool = s;
+	x->fd = -1;
+	r = index_read_file(x, &lines);
+	if (r == -ENOMEM) {
+		index_free(x);
+		return err_set(err, errlen, r, "out of memory reading the index");
+	}
+	/* Any other trouble with the file only costs reading the records. */
+	r = index_reconcile(x);
+	if (r < 0) {
+		index_free(x);
+		return err_set(err, errlen, r, "cannot list the crashes of %s: %s", spool_path(s),
+			       strerror(-r));
+	}
+	if (x->stats.records_read || lines > 2 * x->n + 64) {
+		/* A failure leaves the old file: the next start reconciles again. */
+		(void)index_rewrite(x);
+	}
+	x->fd = openat(spool_dirfd(s), INDEX_NAME,
+		       O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	x->stats.load_usec = index_clock_usec() - t0;
+	*ret = x;
+	return 0;
+}
+
+void index_update(struct index *x, const struct crash *c)
+{
+	struct crash_summary s;
+	_cleanup_free_ char *line = NULL;
+
+	if (!x || !c->published)
+		return;
+	index_summarise(c->id, c->rec, &s);
+	if (index_put(x, &s) < 0)
+		return; /* out of memory: the next start finds the record */
+	line = index_line(&s);
+	/* No fsync: the record is the truth, and the next start reconciles. */
+	if (line && x->fd >= 0 && io_write_full(x->fd, line, strlen(line)) < 0) {
+		closep(&x->fd);
+		x->fd = -1;
+	}
+}
+
+size_t index_count(const struct index *x)
+{
+	return x ? x->n : 0;
+}
+
+const struct crash_summary *index_at(const struct index *x, size_t i)
+{
+	return x && i < x->n ? &x->v[i] : NULL;
+}
+
+const struct crash_summary *index_find(const struct index *x, const char *id)
+{
+	bool found;
+	size_t i;
+
+	if (!x)
+		return NULL;
+	i = index_pos(x, id, &found);
+	return found ? &x->v[i] : NULL;
+}
+
+void index_stats(const struct index *x, struct index_stats *ret)
+{
+	*ret = x->stats;
+}
+
+void index_free(struct index *x)
+{
+	if (!x)
+		return;
+	closep(&x->fd);
+	free(x->v);
+	free(x);
+}
