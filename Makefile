@@ -125,6 +125,7 @@ $(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS))
 
 $(BUILD)/asan/test_api: $(call objs,asan,$(API_SRCS))
 $(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
+$(BUILD)/asan/test_chan_guard: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_job: $(call objs,asan,job.c)
 $(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
 
