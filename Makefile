@@ -36,6 +36,8 @@ PBCTL_SRCS  := pbctl.c
 API_SRCS    := api.c api_socket.c api_v1.c
 DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
+# The dashboard's HTML (hostd/html.h): escaping and the pages, no I/O.
+HTML_SRCS   := html.c html_page.c html_crash.c
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null)
 PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -124,6 +126,7 @@ $(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 $(BUILD)/asan/test_api: $(call objs,asan,$(API_SRCS))
+$(BUILD)/asan/test_html: $(call objs,asan,$(HTML_SRCS))
 $(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_chan_guard: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_job: $(call objs,asan,job.c)
