@@ -34,8 +34,13 @@ DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_c
 PBCTL_SRCS  := pbctl.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
 API_SRCS    := api.c api_socket.c api_v1.c
+# Metrics (hostd/metrics.h) at GET /metrics (api_metrics.c); the TCP
+# listener's bearer token (api_auth.c).
+API_SRCS    += metrics.c metrics_daemon.c
 DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
+# The dashboard's HTML (hostd/html.h): escaping and the pages, no I/O.
+HTML_SRCS   := html.c html_page.c html_crash.c
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null)
 PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -124,8 +129,11 @@ $(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 $(BUILD)/asan/test_api: $(call objs,asan,$(API_SRCS))
+$(BUILD)/asan/test_html: $(call objs,asan,$(HTML_SRCS))
 $(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
+$(BUILD)/asan/test_chan_guard: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_job: $(call objs,asan,job.c)
+$(BUILD)/asan/test_metrics: $(call objs,asan,metrics.c metrics_daemon.c)
 $(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
 
 unit: asan
@@ -195,7 +203,8 @@ clean:
 	rm -rf $(BUILD)
 	-$(MAKE) -C guest-driver clean KDIR=$(KDIR) >/dev/null 2>&1
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# The compilers' dependency files only (build/ also holds guest images full of *.d).
+-include $(wildcard $(addsuffix /*.d,$(addprefix $(BUILD)/,obj obj/protocol asan asan/protocol asan/tests)))
 
 PREFIX  ?= /usr/local
 DESTDIR ?=

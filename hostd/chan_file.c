@@ -1,6 +1,40 @@
 // SPDX-License-Identifier: MIT
+/*
+ * The broker channel's file (hostd/chan_internal.h): created or adopted,
+ * mapped, and guarded against SIGBUS.
+ *
+ * The guard. The mailbox is a file that QEMU (and anyone who may write its
+ * directory) can truncate while the daemon reads it; a page of a MAP_SHARED
+ * mapping past the new end of file is SIGBUS on the next touch, and the
+ * fstat() before each look (chan_file_intact()) cannot close that race.
+ * The ways out, and why this one:
+ *  - pread()/pwrite() instead of the mapping: the pb_mbox_* library works on
+ *    the shared memory itself (ring indices with acquire/release order, the
+ *    host's acknowledgements written in place while the guest writes beside
+ *    them); a private copy per look would copy the rings every 10 ms and
+ *    could not publish the host's writes atomically. Keeping the protocol
+ *    library as it is rules that out.
+ *  - sigsetjmp() around each look, siglongjmp() from the handler: a look
+ *    delivers events, and their callbacks run the crash machine and write
+ *    records; jumping out of the library or of a callback would leave the
+ *    library's copies, the channel and the runner half-changed.
+ *  - memfd seals (F_SEAL_SHRINK): only a memfd can be sealed, and the
+ *    mailbox is a path that QEMU opens, often creates.
+ *  - Chosen: the handler looks the faulting address up among our mappings
+ *    and, when it is one, maps anonymous zero pages over that whole mapping
+ *    (MAP_FIXED) and marks the file faulted. The faulting access restarts
+ *    and reads zeros, which the library refuses like any garbage; the look
+ *    finishes normally and chan_intact() gives the mailbox up. Nothing jumps,
+ *    nothing is left half-done. A SIGBUS anywhere else gets the disposition
+ *    it had before (a core dump). Wayland compositors guard their clients'
+ *    shared-memory pools the same way.
+ * mmap() is not on POSIX's async-signal-safe list, but on Linux it is one
+ * system call with no user-space state, and the daemon is single-threaded:
+ * the guard's list only changes between accesses, never under a fault.
+ */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,12 +47,77 @@
 #include "common.h"
 #include "util.h"
 
+static struct chan_file *chan_guard_head;
+static struct sigaction chan_guard_old;
+
+static void chan_guard_on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	int saved = errno;
+	const uint8_t *a = si->si_addr;
+
+	(void)sig;
+	(void)uctx;
+	for (struct chan_file *f = chan_guard_head; f; f = f->guard_next) {
+		uint8_t *m = f->map;
+
+		if (!m || a < m || a >= m + f->size)
+			continue;
+		if (mmap(m, f->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			break;
+		f->faulted = 1;
+		errno = saved;
+		return;		/* the access restarts, on zero pages */
+	}
+	/* Not a mailbox: as if the guard were not there; the access faults again. */
+	(void)sigaction(SIGBUS, &chan_guard_old, NULL);
+	errno = saved;
+}
+
+/* Installs the handler, again if someone replaced it since (a test harness). */
+static int chan_guard_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = chan_guard_on_sigbus,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+	struct sigaction cur;
+
+	if (sigaction(SIGBUS, NULL, &cur) < 0)
+		return -errno;
+	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == chan_guard_on_sigbus)
+		return 0;
+	if (sigemptyset(&sa.sa_mask) < 0 || sigaction(SIGBUS, &sa, &chan_guard_old) < 0)
+		return -errno;
+	return 0;
+}
+
+static void chan_guard_add(struct chan_file *f)
+{
+	f->faulted = 0;
+	f->guard_prev = NULL;
+	f->guard_next = chan_guard_head;
+	if (chan_guard_head)
+		chan_guard_head->guard_prev = f;
+	chan_guard_head = f;
+}
+
+static void chan_guard_remove(struct chan_file *f)
+{
+	if (f->guard_prev)
+		f->guard_prev->guard_next = f->guard_next;
+	else if (chan_guard_head == f)
+		chan_guard_head = f->guard_next;
+	if (f->guard_next)
+		f->guard_next->guard_prev = f->guard_prev;
+	f->guard_next = f->guard_prev = NULL;
+}
+
 int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errlen)
 {
 	_cleanup_close_ int fd = -1;
 	bool created = false;
 	struct stat st;
 	void *map;
+	int r;
 
 	fd = open(path, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 	if (fd >= 0)
@@ -28,7 +127,7 @@ int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errl
 	if (fd < 0)
 		return err_set(err, errlen, -errno, "mailbox %s: %s", path, strerror(errno));
 	if (created && ftruncate(fd, PB_MBOX_SIZE_DEFAULT) < 0) {
-		int r = -errno;
+		r = -errno;
 
 		/* Ours, and of no use unsized; a failed unlink leaves a file the
 		 * next start refuses as too small, which says what is wrong. */
@@ -46,6 +145,10 @@ int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errl
 		return err_set(err, errlen, -EINVAL,
 			       "mailbox %s is %lld bytes; it must be a multiple of 4 KiB from 256 KiB to 64 MiB (QEMU: a power of two)",
 			       path, (long long)st.st_size);
+	r = chan_guard_install();
+	if (r < 0)
+		return err_set(err, errlen, r, "mailbox %s: cannot guard its mapping: %s", path,
+			       strerror(-r));
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		return err_set(err, errlen, -errno, "mailbox %s: cannot map it: %s", path,
@@ -53,6 +156,7 @@ int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errl
 	f->fd = TAKE_FD(fd);
 	f->map = map;
 	f->size = (uint32_t)st.st_size;
+	chan_guard_add(f);
 	return 0;
 }
 
@@ -60,7 +164,7 @@ bool chan_file_intact(const struct chan_file *f)
 {
 	struct stat st;
 
-	if (!f->map)
+	if (!f->map || f->faulted)
 		return false;
 	return fstat(f->fd, &st) == 0 && st.st_size >= (off_t)f->size;
 }
@@ -69,6 +173,7 @@ void chan_file_unmap(struct chan_file *f)
 {
 	if (!f->map)
 		return;
+	chan_guard_remove(f);
 	/* munmap() of a range we mapped only fails on a bug: nothing to do then. */
 	(void)munmap(f->map, f->size);
 	f->map = NULL;

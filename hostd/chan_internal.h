@@ -9,6 +9,7 @@
 #ifndef PB_CHAN_INTERNAL_H
 #define PB_CHAN_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,12 @@ struct chan_file {
 	int fd;
 	void *map;		/* NULL: not mapped (or given up) */
 	uint32_t size;		/* bytes mapped */
+	/*
+	 * Set by the SIGBUS guard (chan_file.c) when an access faulted because
+	 * the file shrank under the mapping: the mapping is zero pages now.
+	 */
+	volatile sig_atomic_t faulted;
+	struct chan_file *guard_next, *guard_prev; /* the guard's list of mappings */
 };
 
 #define CHAN_FILE_INIT { .fd = -1 }
@@ -38,8 +45,10 @@ struct chan_file {
  */
 int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errlen);
 /*
- * True while the file still covers the mapping: touching a page past the end
- * of a truncated file is SIGBUS. A truncation racing the check is not covered.
+ * True while the file still covers the mapping and no access faulted.
+ * Touching a page past the end of a truncated file is SIGBUS: every mapping
+ * is guarded (chan_file.c says how), so a truncation racing a look costs that
+ * look's bytes (zeros, refused as malformed) and the mailbox, not the daemon.
  */
 bool chan_file_intact(const struct chan_file *f);
 /* Unmaps (the file stays). */

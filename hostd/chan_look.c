@@ -72,6 +72,9 @@ void chan_malformed(struct chan *c, const char *what, const char *reason)
 {
 	char full[256];
 
+	/* Zeros from the SIGBUS guard are the file's end, not the guest's input. */
+	if (c->file.faulted)
+		return;
 	c->malformed++;
 	c->malformed_what = what;
 	c->malformed_reason = reason ? reason : "malformed";
@@ -452,7 +455,9 @@ static void chan_flush(struct chan *c)
 /*
  * Touching a MAP_SHARED page past the end of a file that someone truncated
  * is SIGBUS: check the file before every look, and give the mailbox up (not
- * the daemon) when it shrank. A truncation racing this check is not covered.
+ * the daemon) when it shrank. A truncation racing this check faults inside
+ * the look; the guard of chan_file.c turns that into zeros and "faulted",
+ * seen here after the look.
  */
 bool chan_intact(struct chan *c)
 {
@@ -460,8 +465,9 @@ bool chan_intact(struct chan *c)
 		return false;
 	if (chan_file_intact(&c->file))
 		return true;
-	log_error("VM %s: mailbox file %s shrank below %u bytes: mailbox given up",
-		  c->vm, c->path, c->file.size);
+	log_error("VM %s: mailbox file %s shrank below %u bytes%s: mailbox given up",
+		  c->vm, c->path, c->file.size,
+		  c->file.faulted ? " while it was read (SIGBUS caught)" : "");
 	chan_file_unmap(&c->file);
 	c->session = 0;
 	c->busy = false;
@@ -480,6 +486,8 @@ void chan_look(struct chan *c, bool doorbell)
 	chan_do_poll(c, doorbell);
 	chan_flush(c);
 	c->looking = false;
+	if (c->file.faulted)
+		(void)chan_intact(c);
 	if (c->delivered && c->ops->end)
 		c->ops->end(c->ud);
 }
@@ -498,6 +506,8 @@ void chan_look_salvaged(struct chan *c)
 	}
 	chan_malformed_report(c);
 	c->looking = false;
+	if (c->file.faulted)
+		(void)chan_intact(c);
 	if (c->delivered && c->ops->end)
 		c->ops->end(c->ud);
 }
