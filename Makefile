@@ -25,7 +25,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # asks the crash machine (crash_machine.c) and carries its actions out on the
 # record (crash*.c, spool.c), the VM (the backend) and its snapshot.
 LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
-               crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c \
+               crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c crash_machine_kdump.c \
                signature.c index.c
 BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
 CHAN_SRCS   := chan.c chan_look.c chan_file.c

@@ -6,7 +6,7 @@
 #include <panicbroker/pvpanic.h>
 
 #include "common.h"
-#include "crash_machine.h"
+#include "crash_machine_internal.h"
 
 /* The event of a crash known only from a salvaged panic record. */
 #define CM_EVENT_SALVAGED "PANIC_RECORD"
@@ -53,14 +53,7 @@ const char *cm_action_name(unsigned int bit)
 	return "?";
 }
 
-/* One decision in progress: the result and the inputs it reads. */
-struct cm_ctx {
-	const struct cm_policy *p;
-	const struct cm_event *ev;
-	struct cm_result *r;
-};
-
-static unsigned long long cm_sec(uint64_t usec)
+unsigned long long cm_sec(uint64_t usec)
 {
 	return (unsigned long long)(usec / USEC_PER_SEC);
 }
@@ -80,7 +73,7 @@ static void cm_vnote(struct cm_ctx *x, bool change, enum crash_state st,
 	r->actions |= CM_ACT_HISTORY | CM_ACT_SAVE;
 }
 
-_printf_(2, 3) static void cm_note(struct cm_ctx *x, const char *fmt, ...)
+void cm_note(struct cm_ctx *x, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -89,7 +82,7 @@ _printf_(2, 3) static void cm_note(struct cm_ctx *x, const char *fmt, ...)
 	va_end(ap);
 }
 
-_printf_(3, 4) static void cm_goto(struct cm_ctx *x, enum crash_state st,
+void cm_goto(struct cm_ctx *x, enum crash_state st,
 				   const char *fmt, ...)
 {
 	va_list ap;
@@ -100,7 +93,7 @@ _printf_(3, 4) static void cm_goto(struct cm_ctx *x, enum crash_state st,
 	va_end(ap);
 }
 
-_printf_(3, 4) static void cm_log(struct cm_ctx *x, enum cm_log level,
+void cm_log(struct cm_ctx *x, enum cm_log level,
 				  const char *fmt, ...)
 {
 	va_list ap;
@@ -111,19 +104,19 @@ _printf_(3, 4) static void cm_log(struct cm_ctx *x, enum cm_log level,
 	va_end(ap);
 }
 
-static void cm_act(struct cm_ctx *x, unsigned int actions)
+void cm_act(struct cm_ctx *x, unsigned int actions)
 {
 	x->r->actions |= actions;
 }
 
 /* Every kdump deadline stops, and the record shows none pending. */
-static void cm_disarm(struct cm_ctx *x)
+void cm_disarm(struct cm_ctx *x)
 {
 	cm_act(x, CM_ACT_DISARM | CM_ACT_SAVE);
 	x->r->after.watch_pending = false;
 }
 
-_printf_(3, 4) static void cm_close(struct cm_ctx *x, const char *outcome,
+void cm_close(struct cm_ctx *x, const char *outcome,
 				    const char *fmt, ...)
 {
 	struct cm_result *r = x->r;
@@ -148,7 +141,7 @@ _printf_(3, 4) static void cm_close(struct cm_ctx *x, const char *outcome,
 }
 
 /* The VM's final action on the open crash. */
-static void cm_final(struct cm_ctx *x)
+void cm_final(struct cm_ctx *x)
 {
 	const struct cm_crash *c = &x->r->after;
 
@@ -173,7 +166,7 @@ static void cm_final(struct cm_ctx *x)
 }
 
 /* Pauses the guest (it may be running into or in kdump) and dumps it. */
-static void cm_snapshot(struct cm_ctx *x, bool resume_kdump)
+void cm_snapshot(struct cm_ctx *x, bool resume_kdump)
 {
 	cm_disarm(x);
 	x->r->after.resume_kdump = resume_kdump;
@@ -184,7 +177,7 @@ static void cm_snapshot(struct cm_ctx *x, bool resume_kdump)
 }
 
 /* kdump failed or went silent: a snapshot if none was taken, then the final action. */
-static void cm_kdump_failed(struct cm_ctx *x)
+void cm_kdump_failed(struct cm_ctx *x)
 {
 	const struct cm_crash *c = &x->r->after;
 
@@ -204,7 +197,7 @@ static void cm_kdump_failed(struct cm_ctx *x)
 	cm_final(x);
 }
 
-static void cm_enter_kdump(struct cm_ctx *x, const char *why)
+void cm_enter_kdump(struct cm_ctx *x, const char *why)
 {
 	struct cm_result *r = x->r;
 	struct cm_crash *c = &r->after;
@@ -400,135 +393,6 @@ static void cm_on_attached(struct cm_ctx *x)
 	cm_final(x);
 }
 
-static void cm_on_kdump_session(struct cm_ctx *x)
-{
-	struct cm_result *r = x->r;
-
-	if (r->after.state == CRASH_CLOSED || x->ev->link == CRASH_LINK_REFUSED)
-		return;
-	cm_act(x, CM_ACT_SAVE);
-	if (r->after.ks == CRASH_KS_NONE) {
-		r->after.ks = CRASH_KS_RUNNING;
-		r->after.watch_pending = false;
-		cm_act(x, CM_ACT_KDUMP_STATE | CM_ACT_DISARM_WATCH);
-	}
-	if (r->after.ks != CRASH_KS_RUNNING || r->after.state != CRASH_KDUMP_RUNNING)
-		return;
-	/* Every session opened and every report taken re-arms it. */
-	r->watch_usec = x->ev->now_usec + x->p->progress_timeout_usec;
-	r->after.watch_pending = true;
-	cm_act(x, CM_ACT_ARM_WATCH);
-}
-
-static void cm_on_kdump_report(struct cm_ctx *x)
-{
-	const struct cm_event *ev = x->ev;
-	struct cm_result *r = x->r;
-	struct cm_crash *c = &r->after;
-
-	if (c->state == CRASH_CLOSED)
-		return;
-	cm_act(x, CM_ACT_SAVE);
-	if (c->ks != CRASH_KS_NONE && c->ks != CRASH_KS_RUNNING)
-		return; /* done, failed and hung are final; the report is kept */
-	switch (ev->report) {
-	case CRASH_REPORT_START:
-	case CRASH_REPORT_PROGRESS:
-		/* Like a session opening: running, and its progress deadline re-armed. */
-		cm_on_kdump_session(x);
-		return;
-	case CRASH_REPORT_DONE:
-		c->ks = CRASH_KS_DONE;
-		c->watch_pending = false;
-		cm_act(x, CM_ACT_KDUMP_STATE | CM_ACT_DISARM_WATCH);
-		cm_note(x, "kdump session %016llx reported done (%llu bytes)",
-			(unsigned long long)ev->session, (unsigned long long)ev->bytes);
-		if (c->state == CRASH_KDUMP_RUNNING)
-			cm_log(x, CM_LOG_NOTICE,
-			       "the kdump kernel reported done; waiting for it to reboot the guest");
-		return;
-	case CRASH_REPORT_FAILED:
-		c->ks = CRASH_KS_FAILED;
-		c->watch_pending = false;
-		cm_act(x, CM_ACT_KDUMP_STATE | CM_ACT_DISARM_WATCH);
-		cm_note(x, "kdump session %016llx reported failed: %s",
-			(unsigned long long)ev->session, ev->reason ? ev->reason : "");
-		if (c->state != CRASH_KDUMP_RUNNING)
-			return;
-		cm_disarm(x);
-		cm_goto(x, CRASH_KDUMP_FAILED,
-			"the kdump kernel reported failure over the broker channel: %s",
-			ev->reason ? ev->reason : "");
-		cm_log(x, CM_LOG_WARN, "the kdump kernel failed: %s", ev->reason ? ev->reason : "");
-		cm_kdump_failed(x);
-		return;
-	}
-}
-
-/*
- * A fresh boot of the guest. After kdump said done it closes the crash even
- * when the kdump kernel's reset was missed (a daemon restart, a lost
- * connection); without done the crash waits on as before.
- */
-static void cm_on_booted(struct cm_ctx *x)
-{
-	struct cm_crash *c = &x->r->after;
-
-	if (c->state != CRASH_KDUMP_RUNNING || c->ks != CRASH_KS_DONE)
-		return;
-	cm_disarm(x);
-	cm_goto(x, CRASH_KDUMP_FINISHED,
-		"kdump reported done and the guest booted again (guest session %016llx); the kdump kernel's reset was not seen",
-		(unsigned long long)x->ev->session);
-	cm_log(x, CM_LOG_NOTICE, "the guest booted again after kdump was done");
-	cm_final(x);
-}
-
-static void cm_on_bound(struct cm_ctx *x)
-{
-	struct cm_result *r = x->r;
-	struct cm_crash *c = &r->after;
-	unsigned long long sec = cm_sec(x->p->kdump_timeout_usec);
-
-	if (c->state != CRASH_KDUMP_RUNNING)
-		return;
-	cm_log(x, CM_LOG_WARN, "the kdump kernel did not finish within %llu s", sec);
-	/* A kdump session still owed or running is hung now. */
-	if (c->ks == CRASH_KS_RUNNING || (c->ks == CRASH_KS_NONE && c->watch_pending)) {
-		snprintf(r->hung_reason, sizeof(r->hung_reason),
-			 "kdump_timeout (%llu s) passed with the kdump session %s", sec,
-			 c->ks == CRASH_KS_RUNNING ? "still running" : "not open");
-		c->ks = CRASH_KS_HUNG;
-		cm_act(x, CM_ACT_KDUMP_HUNG);
-	}
-	cm_disarm(x);
-	cm_goto(x, CRASH_KDUMP_TIMEOUT, "no reboot from the kdump kernel within %llu s", sec);
-	cm_kdump_failed(x);
-}
-
-/* The kdump session did not open, or went silent: hung, like a failure. */
-static void cm_on_watch(struct cm_ctx *x)
-{
-	struct cm_result *r = x->r;
-	struct cm_crash *c = &r->after;
-
-	if (c->state != CRASH_KDUMP_RUNNING || !c->watch_pending ||
-	    (c->ks != CRASH_KS_NONE && c->ks != CRASH_KS_RUNNING))
-		return;
-	if (c->ks == CRASH_KS_NONE)
-		snprintf(r->hung_reason, sizeof(r->hung_reason), "no kdump session within %llu s",
-			 cm_sec(x->p->session_timeout_usec));
-	else
-		snprintf(r->hung_reason, sizeof(r->hung_reason), "no progress for %llu s",
-			 cm_sec(x->p->progress_timeout_usec));
-	cm_disarm(x);
-	c->ks = CRASH_KS_HUNG;
-	cm_act(x, CM_ACT_KDUMP_HUNG);
-	cm_goto(x, CRASH_KDUMP_TIMEOUT, "kdump hung: %s", r->hung_reason);
-	cm_log(x, CM_LOG_WARN, "kdump hung: %s", r->hung_reason);
-	cm_kdump_failed(x);
-}
-
 static void cm_on_snapshot_end(struct cm_ctx *x)
 {
 	struct cm_crash *c = &x->r->after;
@@ -647,41 +511,3 @@ void cm_step(const struct cm_crash *c, const struct cm_policy *p,
 	}
 }
 
-enum crash_link cm_kdump_link(uint64_t crashed_session, bool kdump_loaded,
-			      uint64_t prev, const uint64_t *closed,
-			      size_t n_closed, char *why, size_t whylen)
-{
-	char what[160];
-
-	if (prev && prev == crashed_session) {
-		snprintf(why, whylen, "prev_session %016llx is the crashed session",
-			 (unsigned long long)prev);
-		return CRASH_LINK_LINKED;
-	}
-	for (size_t i = 0; prev && i < n_closed; i++) {
-		if (closed[i] == prev) {
-			snprintf(why, whylen,
-				 "prev_session %016llx is the crashed session of a crash already closed",
-				 (unsigned long long)prev);
-			return CRASH_LINK_REFUSED;
-		}
-	}
-	if (!prev)
-		snprintf(what, sizeof(what),
-			 "prev_session 0: the kdump kernel found no crashed session (the mailbox was reformatted since the crash)");
-	else if (!crashed_session)
-		snprintf(what, sizeof(what),
-			 "prev_session %016llx, and the crashed session is unknown",
-			 (unsigned long long)prev);
-	else
-		snprintf(what, sizeof(what),
-			 "prev_session %016llx is not the crashed session %016llx",
-			 (unsigned long long)prev, (unsigned long long)crashed_session);
-	if (!kdump_loaded) {
-		snprintf(why, whylen, "%s, and this crash was entered without a crash kernel loaded",
-			 what);
-		return CRASH_LINK_REFUSED;
-	}
-	snprintf(why, whylen, "%s", what);
-	return CRASH_LINK_UNLINKED;
-}
