@@ -37,6 +37,7 @@ API_SRCS    := api.c api_socket.c api_v1.c
 # Metrics (hostd/metrics.h) at GET /metrics (api_metrics.c); the TCP
 # listener's bearer token (api_auth.c).
 API_SRCS    += metrics.c metrics_daemon.c
+API_SRCS    += api_metrics.c api_auth.c
 DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
 # The dashboard's HTML (hostd/html.h): escaping and the pages, no I/O.
@@ -134,6 +135,7 @@ $(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_chan_guard: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_job: $(call objs,asan,job.c)
 $(BUILD)/asan/test_metrics: $(call objs,asan,metrics.c metrics_daemon.c)
+$(BUILD)/asan/test_api_auth: $(call objs,asan,api_auth.c)
 $(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
 
 unit: asan

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * The local API's server: the unix socket, libmicrohttpd on the sd-event
- * loop, the route table and the reply helpers (api.h). The /v1 routes are in
- * api_v1.c.
+ * The local API's server: the unix socket (and the optional TCP listener
+ * with its bearer token), libmicrohttpd on the sd-event loop, the route
+ * table and the reply helpers (api.h). The /v1 routes are in api_v1.c.
  */
 #include <limits.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -28,12 +29,21 @@ struct api_route {
 	void *userdata;
 };
 
-struct api {
-	sd_event *event;
+/* One libmicrohttpd daemon on one listening socket: the unix one, or TCP. */
+struct api_listener {
+	struct api *api;
 	struct MHD_Daemon *mhd;
 	sd_event_source *io;
 	sd_event_source *timer;
+	bool tcp;		/* a bearer token, no peer credentials */
+	char name[128];		/* the socket's path or ADDR:PORT, for messages */
+};
+
+struct api {
+	sd_event *event;
+	struct api_listener unix_lis, tcp_lis;
 	struct api_socket sock;
+	char *token;		/* the TCP listener's */
 	size_t max_body_bytes;
 	void (*log)(void *log_ud, const char *fmt, va_list ap);
 	void *log_ud;
@@ -46,7 +56,7 @@ struct api {
 struct api_call {
 	char *body;
 	size_t body_len;
-	bool too_large;
+	bool answered;	/* refused before its body (413, 401): the reply is queued */
 };
 
 /* -- replies -- */
@@ -269,10 +279,11 @@ static void api_request_peer(struct MHD_Connection *conn, struct api_request *rq
 		rq->has_peer = true;
 }
 
-static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *conn,
+static enum MHD_Result api_dispatch(struct api_listener *l, struct MHD_Connection *conn,
 				    const char *url, const char *method,
 				    struct api_call *call)
 {
+	struct api *a = l->api;
 	struct api_request rq = {
 		.method = method,
 		.path = url,
@@ -295,7 +306,8 @@ static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *conn,
 		}
 		return api_queue_error(conn, 404, NULL, "no such resource");
 	}
-	api_request_peer(conn, &rq);
+	if (!l->tcp)
+		api_request_peer(conn, &rq);
 	r = rt->fn(&rq, &resp, rt->userdata);
 	if (r < 0 || resp.status == 0) {
 		free(resp.body);
@@ -308,16 +320,60 @@ static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *conn,
 	return ok;
 }
 
+/* -- the TCP listener's rule: a bearer token for all but /metrics -- */
+
+/* "Bearer <token>": the scheme in any case, then spaces. */
+static const char *api_bearer(const char *h)
+{
+	if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+		return NULL;
+	h += 6;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	return h;
+}
+
+/* 0 when @conn may go on; else a 401 is queued (or MHD_NO to close). */
+static int api_authorize(struct api_listener *l, struct MHD_Connection *conn,
+			 const char *url, enum MHD_Result *ret)
+{
+	const char *given;
+	struct api_response resp = { 0 };
+	bool wrong;
+
+	if (!l->tcp || strcmp(url, API_METRICS_PATH) == 0)
+		return 0;
+	given = api_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       MHD_HTTP_HEADER_AUTHORIZATION));
+	if (given && api_token_equal(l->api->token, given))
+		return 0;
+	/* RFC 6750: no error code for a request without credentials. */
+	wrong = given != NULL;
+	if (api_reply_error(&resp, 401, wrong ? "wrong bearer token"
+					      : "this needs an Authorization: Bearer token") < 0) {
+		*ret = MHD_NO;
+		return -EACCES;
+	}
+	resp.header_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+	resp.header_value = wrong ? "Bearer realm=\"panicbroker\", error=\"invalid_token\""
+				  : "Bearer realm=\"panicbroker\"";
+	*ret = api_queue(conn, &resp, NULL);
+	free(resp.body); /* NULL once queued */
+	return -EACCES;
+}
+
 static enum MHD_Result api_on_request(void *cls, struct MHD_Connection *conn,
 				      const char *url, const char *method,
 				      const char *version, const char *upload_data,
 				      size_t *upload_data_size, void **req_cls)
 {
-	struct api *a = cls;
+	struct api_listener *l = cls;
+	struct api *a = l->api;
 	struct api_call *call = *req_cls;
 
 	(void)version;
 	if (!call) {
+		enum MHD_Result ok;
 		const char *cl;
 		uint64_t len;
 
@@ -326,13 +382,18 @@ static enum MHD_Result api_on_request(void *cls, struct MHD_Connection *conn,
 		if (!call)
 			return MHD_NO;
 		*req_cls = call;
+		if (api_authorize(l, conn, url, &ok) < 0) {
+			/* Answered before the body is read; the connection then closes. */
+			call->answered = true;
+			return ok;
+		}
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && (parse_u64(cl, 0, UINT64_MAX, &len) < 0 || len > a->max_body_bytes)) {
 			char phrase[96];
 
 			/* Answered before the body is read; the connection then closes. */
-			call->too_large = true;
+			call->answered = true;
 			snprintf(phrase, sizeof(phrase), "request body larger than %zu bytes",
 				 a->max_body_bytes);
 			return api_queue_error(conn, 413, NULL, phrase);
@@ -346,7 +407,7 @@ static enum MHD_Result api_on_request(void *cls, struct MHD_Connection *conn,
 		*upload_data_size = 0;
 		/* A chunked body past the cap: no reply can be queued mid-body,
 		 * so the connection is closed. */
-		if (call->too_large || n > a->max_body_bytes - call->body_len)
+		if (call->answered || n > a->max_body_bytes - call->body_len)
 			return MHD_NO;
 		body = realloc(call->body, call->body_len + n + 1);
 		if (!body)
@@ -357,9 +418,9 @@ static enum MHD_Result api_on_request(void *cls, struct MHD_Connection *conn,
 		call->body = body;
 		return MHD_YES;
 	}
-	if (call->too_large)
-		return MHD_YES; /* the 413 is queued already */
-	return api_dispatch(a, conn, url, method, call);
+	if (call->answered)
+		return MHD_YES; /* the 413 or 401 is queued already */
+	return api_dispatch(l, conn, url, method, call);
 }
 
 static void api_on_completed(void *cls, struct MHD_Connection *conn,
@@ -379,7 +440,7 @@ static void api_on_completed(void *cls, struct MHD_Connection *conn,
 
 static void api_on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	struct api *a = cls;
+	struct api *a = ((struct api_listener *)cls)->api;
 
 	if (a->log)
 		a->log(a->log_ud, fmt, ap);
@@ -391,14 +452,16 @@ static void api_log(struct api *a, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	api_on_mhd_log(a, fmt, ap);
+	if (a->log)
+		a->log(a->log_ud, fmt, ap);
 	va_end(ap);
 }
 
 /* -- the loop -- */
 
-static void api_run(struct api *a)
+static void api_run(struct api_listener *l)
 {
+	struct api *a = l->api;
 	MHD_UNSIGNED_LONG_LONG timeout_msec;
 	uint64_t now_usec;
 	int r;
@@ -411,20 +474,20 @@ static void api_run(struct api *a)
 	 * start of the next run, and with no connection left no timeout
 	 * would bring that run: new clients would wait forever.
 	 */
-	(void)MHD_run(a->mhd);
-	(void)MHD_run(a->mhd);
+	(void)MHD_run(l->mhd);
+	(void)MHD_run(l->mhd);
 
-	if (MHD_get_timeout(a->mhd, &timeout_msec) != MHD_YES) {
-		r = sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+	if (MHD_get_timeout(l->mhd, &timeout_msec) != MHD_YES) {
+		r = sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
 		/* Cannot fail for an existing source; a stray wake-up is harmless. */
 		(void)r;
 		return;
 	}
 	r = sd_event_now(a->event, CLOCK_MONOTONIC, &now_usec);
 	if (r >= 0)
-		r = sd_event_source_set_time(a->timer, now_usec + timeout_msec * USEC_PER_MSEC);
+		r = sd_event_source_set_time(l->timer, now_usec + timeout_msec * USEC_PER_MSEC);
 	if (r >= 0)
-		r = sd_event_source_set_enabled(a->timer, SD_EVENT_ONESHOT);
+		r = sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
 	if (r < 0) {
 		/* Idle connections would then wait for the next I/O to be timed
 		 * out: the loop itself is not held. */
@@ -451,8 +514,8 @@ static int api_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 /* -- life -- */
 
-static int api_mhd_start(struct api *a, const struct api_config *cfg, int fd,
-			 char *err, size_t errlen)
+static int api_mhd_start(struct api *a, struct api_listener *l, const struct api_config *cfg,
+			 int fd, char *err, size_t errlen)
 {
 	unsigned int flags = MHD_USE_EPOLL;
 	const union MHD_DaemonInfo *info;
@@ -468,34 +531,55 @@ static int api_mhd_start(struct api *a, const struct api_config *cfg, int fd,
 		return err_set(err, errlen, -EOPNOTSUPP, "libmicrohttpd is built without epoll");
 	if (a->log)
 		flags |= MHD_USE_ERROR_LOG;
-	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, api_on_request, a,
+	l->api = a;
+	l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, api_on_request, l,
 				  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
 				  MHD_OPTION_CONNECTION_LIMIT, max_conn,
 				  MHD_OPTION_CONNECTION_TIMEOUT, timeout_sec,
-				  MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, a,
-				  MHD_OPTION_EXTERNAL_LOGGER, api_on_mhd_log, a,
+				  MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, l,
+				  MHD_OPTION_EXTERNAL_LOGGER, api_on_mhd_log, l,
 				  MHD_OPTION_END);
-	if (!a->mhd)
-		return err_set(err, errlen, -EIO, "libmicrohttpd did not start on %s",
-			       a->sock.path);
-	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!l->mhd)
+		return err_set(err, errlen, -EIO, "libmicrohttpd did not start on %s", l->name);
+	info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || info->epoll_fd < 0)
 		return err_set(err, errlen, -EIO, "libmicrohttpd has no epoll fd");
-	r = sd_event_add_io(a->event, &a->io, info->epoll_fd, EPOLLIN, api_on_io, a);
+	r = sd_event_add_io(a->event, &l->io, info->epoll_fd, EPOLLIN, api_on_io, l);
 	if (r < 0)
 		return err_set(err, errlen, r, "cannot watch the API socket: %s", strerror(-r));
 	/* Accuracy 1 us: 0 would be sd-event's default, 250 ms late. */
-	r = sd_event_add_time(a->event, &a->timer, CLOCK_MONOTONIC, UINT64_MAX, 1,
-			      api_on_timer, a);
+	r = sd_event_add_time(a->event, &l->timer, CLOCK_MONOTONIC, UINT64_MAX, 1,
+			      api_on_timer, l);
 	if (r < 0)
 		return err_set(err, errlen, r, "cannot add the API's timer: %s", strerror(-r));
-	r = sd_event_source_set_priority(a->io, API_EVENT_PRIORITY);
+	r = sd_event_source_set_priority(l->io, API_EVENT_PRIORITY);
 	if (r >= 0)
-		r = sd_event_source_set_priority(a->timer, API_EVENT_PRIORITY);
+		r = sd_event_source_set_priority(l->timer, API_EVENT_PRIORITY);
 	if (r < 0)
 		return err_set(err, errlen, r, "cannot set the API's priority: %s", strerror(-r));
 	return 0;
+}
+
+static int api_tcp_start(struct api *a, const struct api_config *cfg, char *err,
+			 size_t errlen)
+{
+	struct api_listener *l = &a->tcp_lis;
+	int fd = -1, r;
+
+	if (!cfg->token || !cfg->token[0])
+		return err_set(err, errlen, -EINVAL, "a TCP listener needs a bearer token");
+	a->token = strdup(cfg->token);
+	if (!a->token)
+		return -ENOMEM;
+	l->tcp = true;
+	r = api_socket_open_tcp(cfg->listen, &fd, l->name, sizeof(l->name), err, errlen);
+	if (r < 0)
+		return r;
+	r = api_mhd_start(a, l, cfg, fd, err, errlen);
+	if (r < 0 && !l->mhd)
+		closep(&fd);
+	return r;
 }
 
 int api_new(sd_event *e, struct spool *spool, const struct api_config *cfg,
@@ -518,11 +602,17 @@ int api_new(sd_event *e, struct spool *spool, const struct api_config *cfg,
 			    cfg->group, &a->sock, &fd, err, errlen);
 	if (r < 0)
 		goto fail;
-	r = api_mhd_start(a, cfg, fd, err, errlen);
+	snprintf(a->unix_lis.name, sizeof(a->unix_lis.name), "%s", a->sock.path);
+	r = api_mhd_start(a, &a->unix_lis, cfg, fd, err, errlen);
 	if (r < 0) {
-		if (!a->mhd)
+		if (!a->unix_lis.mhd)
 			closep(&fd); /* libmicrohttpd closes it once started */
 		goto fail;
+	}
+	if (cfg->listen && cfg->listen[0]) {
+		r = api_tcp_start(a, cfg, err, errlen);
+		if (r < 0)
+			goto fail;
 	}
 	r = api_v1_new(a, spool, ops, ud, &a->v1);
 	if (r < 0) {
@@ -536,16 +626,23 @@ fail:
 	return r;
 }
 
+static void api_listener_stop(struct api_listener *l)
+{
+	sd_event_source_disable_unref(l->io);
+	sd_event_source_disable_unref(l->timer);
+	if (l->mhd)
+		MHD_stop_daemon(l->mhd); /* closes the listening socket and every connection */
+	*l = (struct api_listener){ 0 };
+}
+
 void api_free(struct api *a)
 {
 	int r;
 
 	if (!a)
 		return;
-	sd_event_source_disable_unref(a->io);
-	sd_event_source_disable_unref(a->timer);
-	if (a->mhd)
-		MHD_stop_daemon(a->mhd); /* closes the listening socket and every connection */
+	api_listener_stop(&a->tcp_lis);
+	api_listener_stop(&a->unix_lis);
 	r = api_socket_remove(&a->sock);
 	if (r < 0)
 		api_log(a, "cannot remove %s: %s", a->sock.path, strerror(-r));
@@ -553,6 +650,9 @@ void api_free(struct api *a)
 		free(a->routes[i].pattern);
 	api_v1_free(a->v1);
 	api_socket_done(&a->sock);
+	if (a->token)
+		explicit_bzero(a->token, strlen(a->token));
+	free(a->token);
 	sd_event_unref(a->event);
 	free(a);
 }
@@ -560,4 +660,9 @@ void api_free(struct api *a)
 const char *api_socket_path(const struct api *a)
 {
 	return a->sock.path;
+}
+
+const char *api_listen_address(const struct api *a)
+{
+	return a->tcp_lis.mhd ? a->tcp_lis.name : NULL;
 }

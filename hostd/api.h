@@ -24,6 +24,15 @@
  *    libmicrohttpd itself, 431 / 414, without a JSON body).
  *  - Routes: api_new() adds the /v1 routes below; later features add theirs
  *    with api_add_route() on the same server.
+ *  - TCP (cfg->listen, "ADDR:PORT", off by default): a second listener
+ *    with the same routes, limits and loop. There, every request but
+ *    /metrics must carry "Authorization: Bearer <cfg->token>" (compared in
+ *    constant time), else 401 with WWW-Authenticate, before any route is
+ *    looked up or any body read; no peer credentials (has_peer is false).
+ *    The unix socket keeps its own rule: its mode and group.
+ *    api_token_load() reads the token from a file no one else may read.
+ *  - Memory dumps are never served: routes answer with records and
+ *    listings; a record gives its dump's path on the host.
  *  - The library never logs. Failures return a negative errno with one
  *    phrase in the caller's buffer; libmicrohttpd's own messages go to
  *    cfg->log when it is set, nowhere otherwise.
@@ -34,6 +43,7 @@
  *   DELETE /v1/vms/NAME                 ops->vm_remove
  *   GET    /v1/crashes[?vm=&state=&since=&limit=]   from the spool, newest first
  *   GET    /v1/crashes/ID                            the whole record
+ *   GET    /metrics                      Prometheus text (api_metrics.c, metrics.h)
  */
 #ifndef PB_API_H
 #define PB_API_H
@@ -68,6 +78,10 @@ struct api_config {
 	size_t connection_memory_bytes;		/* 0: default; bounds request line + headers */
 	unsigned int max_connections;		/* 0: default */
 	unsigned int connection_timeout_sec;	/* 0: default; idle time before a drop */
+	/* Optional TCP listener: "ADDR:PORT" (IPv4, or [IPv6]:PORT); NULL or "": none. */
+	const char *listen;
+	/* With listen: the bearer token TCP requests carry (api_token_load()). */
+	const char *token;
 	/* Optional: libmicrohttpd's messages (never called otherwise). */
 	void (*log)(void *log_ud, const char *fmt, va_list ap);
 	void *log_ud;
@@ -90,6 +104,22 @@ int api_new(sd_event *e, struct spool *spool, const struct api_config *cfg,
 	    size_t errlen);
 void api_free(struct api *a);
 const char *api_socket_path(const struct api *a);
+/* The TCP listener's address as bound ("127.0.0.1:9877"), or NULL without one. */
+const char *api_listen_address(const struct api *a);
+
+/* -- the TCP listener's token (api_auth.c) -- */
+
+#define API_TOKEN_MIN 16
+#define API_TOKEN_MAX 256
+/*
+ * Reads the bearer token: the file's first line, API_TOKEN_MIN to
+ * API_TOKEN_MAX characters of A-Z a-z 0-9 - . _ ~ + / (then '=' padding).
+ * Refused: a file that is not regular, is readable or writable by group
+ * or others (-EPERM), or is owned by neither the daemon's user nor root.
+ */
+int api_token_load(const char *path, char **ret, char *err, size_t errlen);
+/* @given equals @expected, in time that depends on @expected's length only. */
+bool api_token_equal(const char *expected, const char *given);
 
 /* -- routes -- */
 
@@ -146,6 +176,11 @@ int api_reply_json(struct api_response *resp, unsigned int status,
 /* {"error": "<phrase>"} */
 int api_reply_error(struct api_response *resp, unsigned int status,
 		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* -- GET /metrics (api_metrics.c): the daemon adds it with its metrics -- */
+#define API_METRICS_PATH "/metrics"
+struct metrics_daemon;
+int api_metrics_add(struct api *a, struct metrics_daemon *d);
 
 /* -- the /v1 routes (api_v1.c): api_new() adds them, api_free() frees them -- */
 struct api_v1;

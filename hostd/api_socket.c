@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The local API's unix socket (api_socket.h). */
 #include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -179,6 +181,94 @@ int api_socket_open(const char *path, mode_t mode, const char *group,
 unlink:
 	/* Best effort: the socket is useless, a later start clears it anyway. */
 	(void)unlink(sa.sun_path);
+	return r;
+}
+
+/* "ADDR:PORT" or "[ADDR]:PORT" into @host and @port. */
+static int api_listen_split(const char *addr, char *host, size_t host_len,
+			    char *port, size_t port_len)
+{
+	const char *colon, *h = addr;
+	size_t n;
+
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		h = addr + 1;
+		n = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || strchr(addr, ':') != colon)
+			return -EINVAL;
+		n = (size_t)(colon - addr);
+	}
+	if (n == 0 || n >= host_len || strlen(colon + 1) == 0 ||
+	    strlen(colon + 1) >= port_len)
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+int api_socket_open_tcp(const char *addr, int *ret_fd, char *ret_name,
+			size_t name_len, char *err, size_t errlen)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+	};
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t ss_len = sizeof(ss);
+	_cleanup_close_ int fd = -1;
+	char host[INET6_ADDRSTRLEN + 8], port[8], bhost[INET6_ADDRSTRLEN], bport[8];
+	uint64_t p;
+	int one = 1, r;
+
+	if (api_listen_split(addr, host, sizeof(host), port, sizeof(port)) < 0 ||
+	    parse_u64(port, 0, 65535, &p) < 0)
+		return err_set(err, errlen, -EINVAL,
+			       "listen must be ADDR:PORT with a numeric address (127.0.0.1:9877, [::1]:9877), not '%s'",
+			       addr);
+	r = getaddrinfo(host, port, &hints, &ai);
+	if (r != 0)
+		return err_set(err, errlen, -EINVAL, "listen %s: %s", addr, gai_strerror(r));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = err_set(err, errlen, -errno, "cannot create a socket: %s", strerror(errno));
+		goto out;
+	}
+	/* A restart must not wait for the old connections' TIME_WAIT. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (ai->ai_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+		r = err_set(err, errlen, -errno, "cannot set socket options: %s", strerror(errno));
+		goto out;
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		r = err_set(err, errlen, -errno, "cannot bind %s: %s", addr, strerror(errno));
+		goto out;
+	}
+	if (listen(fd, API_LISTEN_BACKLOG) < 0) {
+		r = err_set(err, errlen, -errno, "cannot listen on %s: %s", addr, strerror(errno));
+		goto out;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &ss_len) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, ss_len, bhost, sizeof(bhost), bport, sizeof(bport),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		r = err_set(err, errlen, -EIO, "cannot tell the address bound for %s", addr);
+		goto out;
+	}
+	snprintf(ret_name, name_len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", bhost, bport);
+	*ret_fd = TAKE_FD(fd);
+	r = 0;
+out:
+	freeaddrinfo(ai);
 	return r;
 }
 

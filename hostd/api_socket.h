@@ -20,6 +20,13 @@ struct api_socket {
 /* A listening, non-blocking socket in @ret_fd; @group: NULL, a name or a gid. */
 int api_socket_open(const char *path, mode_t mode, const char *group,
 		    struct api_socket *ret, int *ret_fd, char *err, size_t errlen);
+/*
+ * A listening, non-blocking TCP socket on "ADDR:PORT" (a numeric IPv4
+ * address, or [IPv6]:PORT) in @ret_fd; the address as bound (the port
+ * filled in when 0 was asked) in @ret_name.
+ */
+int api_socket_open_tcp(const char *addr, int *ret_fd, char *ret_name,
+			size_t name_len, char *err, size_t errlen);
 /* Unlinks the path if it is still the socket we bound. */
 int api_socket_remove(const struct api_socket *s);
 void api_socket_done(struct api_socket *s);

@@ -288,7 +288,8 @@ static int cfg_add_vm(struct config *cfg, const char *spec, char *err,
 	return 0;
 }
 
-/* "api PATH" | "api off", "api-group GROUP", "api-mode MODE"; 1: not an api key. */
+/* "api PATH" | "api off", "api-group GROUP", "api-mode MODE", "listen ADDR:PORT",
+ * "api-token-file PATH"; 1: not an api key. */
 static int cfg_set_api_option(struct config *cfg, const char *key, const char *value,
 			      char *err, size_t errlen)
 {
@@ -311,6 +312,26 @@ static int cfg_set_api_option(struct config *cfg, const char *key, const char *v
 			return err_set(err, errlen, -EINVAL,
 				       "api-group must be a group name or number, not '%s'", value);
 		memcpy(cfg->api_group, value, n + 1);
+		return 0;
+	}
+	if (strcmp(key, "listen") == 0) {
+		if (strcmp(value, "off") == 0) {
+			cfg->listen[0] = '\0';
+			return 0;
+		}
+		if (n == 0 || n > CFG_LISTEN_MAX || !strchr(value, ':'))
+			return err_set(err, errlen, -EINVAL,
+				       "listen must be ADDR:PORT (e.g. 127.0.0.1:9877) or 'off', not '%s'",
+				       value);
+		memcpy(cfg->listen, value, n + 1);
+		return 0;
+	}
+	if (strcmp(key, "api-token-file") == 0) {
+		if (value[0] != '/' || n > CFG_PATH_MAX)
+			return err_set(err, errlen, -EINVAL,
+				       "api-token-file must be an absolute path of at most %d bytes",
+				       CFG_PATH_MAX);
+		memcpy(cfg->api_token_file, value, n + 1);
 		return 0;
 	}
 	if (strcmp(key, "api-mode") == 0) {
@@ -371,7 +392,7 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		return 0;
 	}
 	return err_set(err, errlen, -EINVAL,
-		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode)",
+		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode, listen, api-token-file)",
 		       key);
 }
 

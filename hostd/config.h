@@ -47,6 +47,9 @@ enum snapshot_policy {
 #define CFG_DEFAULT_API_SOCKET "/run/panicbroker/api.sock"
 #define CFG_DEFAULT_API_MODE 0660
 #define CFG_API_GROUP_MAX 32
+/* "listen ADDR:PORT" (the API over TCP too; "" or "off": not) and
+ * "api-token-file PATH", the bearer token TCP requests need (api.h). */
+#define CFG_LISTEN_MAX 63
 
 struct vm_config {
 	char name[VM_NAME_MAX + 1];
@@ -71,6 +74,8 @@ struct config {
 	char api_socket[CFG_QMP_PATH_MAX + 1];
 	char api_group[CFG_API_GROUP_MAX + 1]; /* "": the daemon's own */
 	unsigned int api_mode;
+	char listen[CFG_LISTEN_MAX + 1];
+	char api_token_file[CFG_PATH_MAX + 1];
 };
 
 void cfg_init(struct config *cfg);

@@ -23,6 +23,7 @@
 #include "index.h"
 #include "observe.h"
 #include "api.h"
+#include "metrics.h"
 
 static void daemon_usage(FILE *f)
 {
@@ -44,6 +45,10 @@ static void daemon_usage(FILE *f)
 		"      --no-api           no local API (same as --api off)\n"
 		"      --api-group GROUP  give the API socket to GROUP (name or number)\n"
 		"      --api-mode MODE    the API socket's mode (default %04o)\n"
+		"      --listen ADDR:PORT serve the API over TCP too (e.g. 127.0.0.1:9877); all\n"
+		"                         but /metrics need the token of --api-token-file\n"
+		"      --api-token-file PATH\n"
+		"                         the API's bearer token, one line in a file of mode 0600\n"
 		"  -n, --check-config     check the configuration, print it and exit\n"
 		"  -h, --help             show this help\n"
 		"      --version          show the version\n"
@@ -74,6 +79,8 @@ static void daemon_usage(FILE *f)
 enum { OPT_VERSION = 0x100 };
 /* The local API's options (hostd/api.h): long only. */
 enum { OPT_API = 0x200, OPT_NO_API, OPT_API_GROUP, OPT_API_MODE };
+/* The API over TCP (hostd/api.h): long only. */
+enum { OPT_LISTEN = 0x400, OPT_API_TOKEN_FILE };
 
 /* Returns 0 to run, 1 to exit successfully, negative on a usage error. */
 static int daemon_parse_args(int argc, char **argv, struct config *cfg,
@@ -93,6 +100,8 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		{ "no-api", no_argument, NULL, OPT_NO_API },
 		{ "api-group", required_argument, NULL, OPT_API_GROUP },
 		{ "api-mode", required_argument, NULL, OPT_API_MODE },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "api-token-file", required_argument, NULL, OPT_API_TOKEN_FILE },
 		{ 0 },
 	};
 	char err[CFG_ERR_MAX];
@@ -140,6 +149,12 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		case OPT_API_MODE:
 			r = cfg_set_option(cfg, "api-mode", optarg, err, sizeof(err));
 			break;
+		case OPT_LISTEN:
+			r = cfg_set_option(cfg, "listen", optarg, err, sizeof(err));
+			break;
+		case OPT_API_TOKEN_FILE:
+			r = cfg_set_option(cfg, "api-token-file", optarg, err, sizeof(err));
+			break;
 		default:
 			daemon_usage(stderr);
 			return -EINVAL;
@@ -155,6 +170,14 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 	}
 	if (!cfg->spool && !(cfg->spool = strdup(CFG_DEFAULT_SPOOL)))
 		return -ENOMEM;
+	if (cfg->listen[0] && !cfg->api_socket[0]) {
+		fprintf(stderr, "panicbrokerd: --listen serves the local API over TCP too, so it needs the API (not --no-api)\n");
+		return -EINVAL;
+	}
+	if (cfg->listen[0] && !cfg->api_token_file[0]) {
+		fprintf(stderr, "panicbrokerd: --listen needs --api-token-file PATH (the bearer token, one line in a file of mode 0600)\n");
+		return -EINVAL;
+	}
 	/* With the API, VMs may all come later (pbctl attach); without, never. */
 	if (cfg->n_vms == 0 && !cfg->api_socket[0]) {
 		fprintf(stderr, "panicbrokerd: no VMs configured and no API to add them (use --vm NAME,qmp=PATH, a config file, or the API)\n");
@@ -174,6 +197,8 @@ static void daemon_print_config(const struct config *cfg)
 		printf("api-group %s\n", cfg->api_group);
 	if (cfg->api_mode != CFG_DEFAULT_API_MODE)
 		printf("api-mode %04o\n", cfg->api_mode);
+	if (cfg->listen[0])
+		printf("listen %s\napi-token-file %s\n", cfg->listen, cfg->api_token_file);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
 		const struct vm_config *v = &cfg->vms[i];
 
@@ -204,6 +229,7 @@ struct daemon {
 	struct sup *sup;
 	struct api *api;
 	struct index *index;
+	struct metrics_daemon *metrics;
 };
 
 /* The index follows every record the daemon saves. */
@@ -320,6 +346,31 @@ static const struct api_ops daemon_api_ops = {
 	.vm_remove = daemon_api_vm_remove,
 };
 
+/* ---- metrics (metrics.h): GET /metrics ---- */
+
+static void daemon_metrics_counts(void *ud, struct metrics_counts *ret)
+{
+	struct daemon *d = ud;
+
+	if (d->sup)
+		sup_counts(d->sup, &ret->vms_supervised, &ret->crashes_open);
+}
+
+/* Before any VM, like every watcher; only with the API, which serves them. */
+static int daemon_start_metrics(const struct config *cfg, struct daemon *d)
+{
+	int r;
+
+	if (!cfg->api_socket[0])
+		return 0;
+	r = metrics_daemon_new(PB_VERSION, daemon_metrics_counts, d, &d->metrics);
+	if (r >= 0)
+		r = obs_subscribe(metrics_daemon_on_event, d->metrics);
+	if (r < 0)
+		log_error("cannot set up the metrics: %s", strerror(-r));
+	return r;
+}
+
 static int daemon_start_api(sd_event *event, struct spool *spool,
 			    const struct config *cfg, struct daemon *d)
 {
@@ -327,7 +378,9 @@ static int daemon_start_api(sd_event *event, struct spool *spool,
 		.socket_path = cfg->api_socket,
 		.socket_mode = (mode_t)cfg->api_mode,
 		.group = cfg->api_group,
+		.listen = cfg->listen,
 	};
+	_cleanup_free_ char *token = NULL;
 	char err[256] = "";
 	int r;
 
@@ -346,12 +399,33 @@ static int daemon_start_api(sd_event *event, struct spool *spool,
 				log_warn("cannot create %s: %s", dir, strerror(errno));
 		}
 	}
+	if (cfg->listen[0]) {
+		r = api_token_load(cfg->api_token_file, &token, err, sizeof(err));
+		if (r < 0) {
+			log_error("cannot serve the API on %s: %s", cfg->listen,
+				  r == -ENOMEM ? strerror(ENOMEM) : err);
+			return r;
+		}
+		ac.token = token;
+	}
 	r = api_new(event, spool, &ac, &daemon_api_ops, d, &d->api, err, sizeof(err));
+	if (token)
+		explicit_bzero(token, strlen(token)); /* the API keeps its own copy */
 	if (r < 0) {
 		log_error("cannot serve the API on %s: %s", cfg->api_socket,
 			  err[0] ? err : strerror(-r));
 		return r;
 	}
+	if (d->metrics) {
+		r = api_metrics_add(d->api, d->metrics);
+		if (r < 0) {
+			log_error("cannot add the API's %s route: %s", API_METRICS_PATH, strerror(-r));
+			return r;
+		}
+	}
+	if (api_listen_address(d->api))
+		log_info("API on TCP %s too (all but %s need the bearer token)",
+			 api_listen_address(d->api), API_METRICS_PATH);
 	log_info("API on %s", api_socket_path(d->api));
 	return 0;
 }
@@ -406,6 +480,8 @@ int main(int argc, char **argv)
 	}
 
 	r = daemon_open_index(spool, &d);
+	if (r >= 0)
+		r = daemon_start_metrics(&cfg, &d);
 	if (r < 0)
 		goto out;
 	r = sup_new(event, spool, d.index, &d.sup);
@@ -433,6 +509,7 @@ int main(int argc, char **argv)
 out:
 	api_free(d.api);
 	sup_free(d.sup);
+	metrics_daemon_free(d.metrics);
 	index_free(d.index);
 	sd_event_unref(event);
 	spool_close(spool);

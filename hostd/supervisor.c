@@ -289,6 +289,16 @@ size_t sup_count(const struct sup *s)
 	return s->n_vms;
 }
 
+void sup_counts(const struct sup *s, size_t *ret_vms, size_t *ret_open)
+{
+	size_t open = 0;
+
+	for (size_t i = 0; i < s->n_vms; i++)
+		open += vm_has_crash(s->vms[i]);
+	*ret_vms = s->n_vms;
+	*ret_open = open;
+}
+
 void sup_free(struct sup *s)
 {
 	if (!s)

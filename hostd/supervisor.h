@@ -30,6 +30,8 @@ struct index;
 int sup_new(sd_event *e, struct spool *spool, const struct index *x, struct sup **ret);
 void sup_free(struct sup *s);
 size_t sup_count(const struct sup *s);
+/* The VMs supervised, and how many of them have a crash open (metrics). */
+void sup_counts(const struct sup *s, size_t *ret_vms, size_t *ret_open);
 
 /*
  * Adds and starts a VM; @from_config: the configuration's (a reload may
