@@ -17,6 +17,7 @@ test_pkgs=(
 	busybox-static kexec-tools cpio xz-utils zstd kmod
 	python3 python3-pytest
 	makedumpfile                    # panicbrokerd reads each snapshot back with it
+	chromium                        # the dashboard's pages in a headless browser (tests/component/test_dashboard.py)
 	# guest kernels: the 6.1 series (bookworm's default) and the 6.12 series,
 	# each with the headers the module is built against
 	linux-image-amd64 linux-headers-amd64
