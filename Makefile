@@ -160,6 +160,16 @@ $(BUILD)/fuzz/fuzz_mbox: tests/fuzz/fuzz_mbox.c protocol/pb_mbox.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Iinclude $(FUZZ_FLAGS) -o $@ $^
 
+$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c hostd/config.c hostd/util.c hostd/log.c
+	@mkdir -p $(@D)
+	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+FUZZ_RECORD_SRCS := $(addprefix hostd/,util.c io.c log.c config.c spool.c crash.c crash_kdump.c \
+	crash_guest.c crash_snapshot.c signature.c index.c)
+$(BUILD)/fuzz/fuzz_record: tests/fuzz/fuzz_record.c $(FUZZ_RECORD_SRCS)
+	@mkdir -p $(@D)
+	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/fuzz/fuzz_signature: tests/fuzz/fuzz_signature.c hostd/signature.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
