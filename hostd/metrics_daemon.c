@@ -5,8 +5,9 @@
  * supervised, open crashes) asked for at each scrape.
  *
  * Why the label sets stay bounded on a host with 1,000 VMs: the only
- * per-VM series are panicbroker_vm_crashes_total{vm,event} (a handful of
- * events) and panicbroker_vm_attached{vm}, both dropped with the VM; crash
+ * per-VM series are panicbroker_vm_crashes_total{vm,event} (the three
+ * events that open a crash, from 0 when the VM is added) and
+ * panicbroker_vm_attached{vm}, both dropped with the VM; crash
  * buckets are counted apart, without the VM, and only the
  * METRICS_MAX_CRASH_BUCKETS most recently seen keep a series of their own;
  * every other label takes one of a few fixed values.
@@ -26,6 +27,11 @@
 /* Values of a free-text label (event, outcome) a family keeps apart. */
 #define METRICS_MAX_WORDS 16
 #define METRICS_WORD_MAX 24
+
+/* The events that open a crash (crash_machine.h), counted per VM from 0. */
+static const char *const metrics_crash_events[] = {
+	"GUEST_PANICKED", "GUEST_CRASHLOADED", "PANIC_RECORD",
+};
 
 /* What the watcher remembers of a VM between its events. */
 struct metrics_vm {
@@ -326,6 +332,11 @@ void metrics_daemon_on_event(void *ud, const struct obs_event *ev)
 	switch (ev->type) {
 	case OBS_VM_ADDED:
 		metrics_daemon_check(d, metrics_set(d->vm_attached, val, v && v->attached));
+		/* Its crash counters from 0: increase() then sees the first crash. */
+		for (size_t i = 0; v && i < ARRAY_SIZE(metrics_crash_events); i++) {
+			val[1] = metrics_crash_events[i];
+			metrics_daemon_check(d, metrics_inc(d->vm_crashes, val, 0));
+		}
 		break;
 	case OBS_VM_ATTACH:
 		if (v)

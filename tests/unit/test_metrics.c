@@ -350,6 +350,9 @@ static void test_daemon_series(void **state)
 	assert_true(sample(text, "panicbroker_vm_attached{vm=\"web2\"}") == 0);
 	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web1\",event=\"GUEST_PANICKED\"}") == 1);
 	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"GUEST_CRASHLOADED\"}") == 1);
+	/* Every VM's crash counters exist from 0. */
+	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"GUEST_PANICKED\"}") == 0);
+	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"PANIC_RECORD\"}") == 0);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"none\"}") == 1);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"4f2a9c01\"}") == 1);
 	assert_true(sample(text, "panicbroker_crashes_closed_total{outcome=\"applied\"}") == 1);
@@ -420,8 +423,8 @@ static void test_daemon_series_bounded(void **state)
 	for (line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
 		if (*line != '#')
 			n_series++;
-	/* 1000 x (attached + 2 events) + 100 buckets + other + a fixed few. */
-	assert_true(n_series < 3000 + METRICS_MAX_CRASH_BUCKETS + 1 + 120);
+	/* 1000 x (attached + 3 events) + 100 buckets + other + a fixed few. */
+	assert_true(n_series < 4000 + METRICS_MAX_CRASH_BUCKETS + 1 + 120);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"other\"}") ==
 		    5000 - METRICS_MAX_CRASH_BUCKETS);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"00001387\"}") == 1);
