@@ -42,6 +42,8 @@ DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
 # The dashboard's HTML (hostd/html.h): escaping and the pages, no I/O.
 HTML_SRCS   := html.c html_page.c html_crash.c
+# The dashboard (hostd/api_html.h): GET /, /buckets, /crashes/ID.
+DAEMON_SRCS += $(HTML_SRCS) api_html.c
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null)
 PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

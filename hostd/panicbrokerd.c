@@ -23,6 +23,7 @@
 #include "index.h"
 #include "observe.h"
 #include "api.h"
+#include "api_html.h"
 #include "metrics.h"
 
 static void daemon_usage(FILE *f)
@@ -229,6 +230,7 @@ struct daemon {
 	struct sup *sup;
 	struct api *api;
 	struct index *index;
+	struct api_html *html;
 	struct metrics_daemon *metrics;
 };
 
@@ -423,6 +425,12 @@ static int daemon_start_api(sd_event *event, struct spool *spool,
 			return r;
 		}
 	}
+	/* The dashboard: pages from the index, on the same listeners. */
+	r = api_html_new(d->api, spool, d->index, &d->html);
+	if (r < 0) {
+		log_error("cannot add the dashboard's routes: %s", strerror(-r));
+		return r;
+	}
 	if (api_listen_address(d->api))
 		log_info("API on TCP %s too (all but %s need the bearer token)",
 			 api_listen_address(d->api), API_METRICS_PATH);
@@ -508,6 +516,7 @@ int main(int argc, char **argv)
 		log_error("event loop failed: %s", strerror(-r));
 out:
 	api_free(d.api);
+	api_html_free(d.html); /* after the api: its routes point at it */
 	sup_free(d.sup);
 	metrics_daemon_free(d.metrics);
 	index_free(d.index);

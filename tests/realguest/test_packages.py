@@ -106,7 +106,7 @@ def check_installed(root, version):
               "/etc/panicbroker/panicbrokerd.conf", "/lib/systemd/system/panicbrokerd.service",
               "/usr/sbin/pbreport", "/usr/lib/panicbroker/kdump-tools-dump",
               "/lib/systemd/system/kdump-tools-dump.service.d/panicbroker.conf",
-              "/lib/modules-load.d/panicbroker.conf",
+              "/usr/lib/modules-load.d/panicbroker.conf",
               "/usr/share/initramfs-tools/hooks/panicbroker",
               f"/lib/modules/{k}/updates/dkms/panicbroker.ko"):
         assert (root / f.lstrip("/")).exists(), f"{f} missing after installing {version}"
