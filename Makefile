@@ -200,6 +200,18 @@ check-fast: unit component
 
 check: userspace unit fuzz component e2e
 
+# The alerting rules and the Grafana dashboard (monitoring/README.md):
+# promtool checks the rules and runs their unit tests; the dashboard's
+# queries are checked by promtool too. Part of check and check-fast.
+.PHONY: monitoring
+monitoring:
+	@command -v promtool >/dev/null || { echo "make monitoring: no promtool (apt install prometheus)"; exit 1; }
+	promtool check rules monitoring/panicbroker-rules.yml
+	promtool test rules monitoring/tests/*.yml
+	$(PYTHON) monitoring/check-dashboard.py monitoring/grafana-panicbroker.json 		monitoring/panicbroker-rules.yml monitoring/tests/*.yml
+check-fast: monitoring
+check: monitoring
+
 demo: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/demo.py
 
