@@ -73,6 +73,9 @@ static void sup_note(struct sup *s, const struct crash_summary *cs)
 	snprintf(k->past.last_crash, sizeof(k->past.last_crash), "%s", cs->id);
 	k->past.last_preserved = strcmp(cs->outcome, "preserved") == 0;
 	k->past.last_instance = cs->instance;
+	/* The newest crash's guest session (its panic record's): salvaged again, it is not new. */
+	if (cs->panic_session)
+		k->past.last_crashed_session = cs->panic_session;
 	if (cs->state == CRASH_CLOSED)
 		return;
 	open = realloc(k->open, (k->n_open + 1) * sizeof(*open));

@@ -24,6 +24,11 @@ struct vm_past {
 	char last_crash[SPOOL_ID_MAX];   /* "": none */
 	bool last_preserved;             /* its final action left the VM as it was */
 	struct be_instance last_instance;
+	/* The guest session of the newest crash that knew it (its panic
+	 * record's, else the crashed session; 0: none). The mailbox keeps the
+	 * panic record until the next format and a restarted daemon salvages
+	 * it again: it is that crash's, not a new one. */
+	uint64_t last_crashed_session;
 };
 
 /* Errors: negative errno, with a one-phrase reason in @err. */
