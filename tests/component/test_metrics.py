@@ -253,3 +253,38 @@ def test_listen_without_a_token_file_stops_the_start(bed):
     assert d.proc.wait(timeout=20 * SCALE) == 2
     assert "--listen needs --api-token-file" in d.log_text()
     d.stop(check=False)
+
+
+def test_listen_options_in_the_configuration(tmp_path):
+    from tests.lib.daemon import daemon_binary
+
+    def run(*args):
+        return subprocess.run([daemon_binary(), *args], capture_output=True, text=True,
+                              timeout=30 * SCALE)
+
+    conf = tmp_path / "pb.conf"
+    conf.write_text("listen 127.0.0.1:9877\napi-token-file /etc/panicbroker/api-token\n"
+                    "vm a,qmp=/run/a.sock\n")
+    p = run("--config", str(conf), "--check-config")
+    assert p.returncode == 0, p.stderr
+    assert "listen 127.0.0.1:9877\napi-token-file /etc/panicbroker/api-token\n" in p.stdout
+    # The command line overrides the file; "off" turns the listener off.
+    p = run("--config", str(conf), "--listen", "off", "--check-config")
+    assert p.returncode == 0 and "listen" not in p.stdout, p.stdout
+    for args, why in [(("--listen", "127.0.0.1"), "listen must be ADDR:PORT"),
+                      (("--listen", "127.0.0.1:9877", "--no-api"), "it needs the API"),
+                      (("--listen", "127.0.0.1:9877"), "--listen needs --api-token-file"),
+                      (("--api-token-file", "token"), "api-token-file must be an absolute path")]:
+        p = run("--vm", "a,qmp=/run/a.sock", *args, "--check-config")
+        assert p.returncode == 2 and why in p.stderr, (args, p.stderr)
+
+
+def test_a_listen_address_that_is_not_numeric_stops_the_start(bed):
+    token_file = os.path.join(bed["work"], "token")
+    with open(token_file, "w") as f:
+        f.write(TOKEN + "\n")
+    os.chmod(token_file, 0o600)
+    d = bed["start"](["--listen", "localhost:9877", "--api-token-file", token_file])
+    assert d.proc.wait(timeout=20 * SCALE) != 0
+    assert "'localhost' is not a numeric IPv4 address or [IPv6] address" in d.log_text()
+    d.stop(check=False)
