@@ -40,6 +40,10 @@ API_SRCS    += metrics.c metrics_daemon.c
 API_SRCS    += api_metrics.c api_auth.c
 DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
+# Crashes told to the operator's tools (observe.h watchers): the journal,
+# --on-crash-exec, the API's event feed and bucket counts (pbctl watch, buckets).
+LIB_SRCS    += buckets.c
+DAEMON_SRCS += journal.c crash_exec.c api_events.c
 # The dashboard's HTML (hostd/html.h): escaping and the pages, no I/O.
 HTML_SRCS   := html.c html_page.c html_crash.c
 # The dashboard (hostd/api_html.h): GET /, /buckets, /crashes/ID.
@@ -136,6 +140,7 @@ $(BUILD)/asan/test_html: $(call objs,asan,$(HTML_SRCS))
 $(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_chan_guard: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_job: $(call objs,asan,job.c)
+$(BUILD)/asan/test_crash_exec: $(call objs,asan,job.c crash_exec.c)
 $(BUILD)/asan/test_metrics: $(call objs,asan,metrics.c metrics_daemon.c)
 $(BUILD)/asan/test_api_auth: $(call objs,asan,api_auth.c)
 $(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
@@ -232,6 +237,7 @@ install: userspace
 	install -D -m 0644 docs/pbctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbctl.1
 	install -D -m 0644 docs/pbreport.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbreport.1
 	install -D -m 0644 systemd/panicbrokerd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/panicbrokerd.service
+	install -D -m 0644 systemd/panicbroker.catalog $(DESTDIR)/usr/lib/systemd/catalog/panicbroker.catalog
 	install -D -m 0644 systemd/panicbrokerd.conf $(DESTDIR)/etc/panicbroker/panicbrokerd.conf.example
 
 # Snapshot benchmark: dump-guest-memory by hand vs panicbrokerd's snapshots,
