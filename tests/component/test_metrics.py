@@ -5,11 +5,9 @@ TCP listener: a bearer token for everything but /metrics, the token file's
 mode checked at start. Fake peers: FakeQMP plays QEMU, build/pbfakeguest
 plays the guest on the mailbox file. Only 127.0.0.1 is ever bound."""
 
-import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
@@ -18,65 +16,11 @@ import pytest
 from tests.lib.daemon import SCALE, Daemon
 from tests.lib.fakeguest import FAKEGUEST, guest, records
 from tests.lib.fakeqmp import FakeQMP
+from tests.lib.prom import (UnixHTTPConnection, free_port, promtool_check, request,
+                            samples, tcp)
 from tests.lib.wait import wait_record, wait_until
 
 TOKEN = "pb-test-token-0123456789abcdef"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=10):
-        super().__init__("localhost", timeout=timeout * SCALE)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-def request(conn, method, path, body=None, headers=None):
-    """(status, headers dict, body text) on a fresh connection."""
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
-    finally:
-        conn.close()
-
-
-def tcp(port, method, path, token=None, body=None):
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return request(http.client.HTTPConnection("127.0.0.1", port, timeout=10 * SCALE),
-                   method, path, body, headers)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def samples(text):
-    """{'name{labels}': value} of a scrape (comments left out)."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
-def promtool_check(text):
-    promtool = shutil.which("promtool")
-    if not promtool:
-        pytest.fail("promtool is missing: apt install prometheus (scripts/install-deps.sh)")
-    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                       text=True, timeout=60)
-    assert p.returncode == 0, f"promtool check metrics:\n{p.stdout}{p.stderr}\n{text}"
-    # Lint problems are printed even when the exit status is 0.
-    assert p.stdout.strip() == "" and p.stderr.strip() == "", p.stdout + p.stderr
 
 
 @pytest.fixture
@@ -211,8 +155,7 @@ def test_tcp_needs_the_token_for_everything_but_metrics(bed):
             if token:
                 assert 'error="invalid_token"' in headers["www-authenticate"]
     # Other spellings of the scheme are no token either.
-    status, _, _ = request(http.client.HTTPConnection("127.0.0.1", port, timeout=10),
-                           "GET", "/v1/vms", headers={"Authorization": f"Basic {TOKEN}"})
+    status, _, _ = tcp(port, "GET", "/v1/vms", headers={"Authorization": f"Basic {TOKEN}"})
     assert status == 401
 
     # With the token: the API as on the socket.
