@@ -49,6 +49,7 @@ struct metrics_daemon {
 	size_t n_vms;
 	struct metrics_family *build_info, *start_time;
 	struct metrics_family *vms_supervised, *vms_attached, *crashes_open, *vm_attached;
+	struct metrics_family *spool_crashes;
 	struct metrics_family *vm_crashes, *buckets, *closed;
 	struct metrics_family *kdump, *snapshots, *snapshot_seconds;
 	struct metrics_family *unloads, *unload_rtt, *unload_tier;
@@ -93,6 +94,9 @@ static int metrics_daemon_families(struct metrics_daemon *d, const char *version
 			.kind = METRICS_GAUGE } },
 		{ &d->crashes_open, { .name = "panicbroker_crashes_open",
 			.help = "Crashes not closed yet (kdump running, snapshot, final action pending)",
+			.kind = METRICS_GAUGE } },
+		{ &d->spool_crashes, { .name = "panicbroker_spool_crashes",
+			.help = "Crash records in the spool, open and closed",
 			.kind = METRICS_GAUGE } },
 		{ &d->vm_attached, { .name = "panicbroker_vm_attached",
 			.help = "1 while the daemon is attached to the VM's backend, 0 while not",
@@ -407,6 +411,8 @@ int metrics_daemon_render(struct metrics_daemon *d, char **ret, size_t *ret_len)
 		r = metrics_set(d->vms_attached, NULL, (double)attached);
 	if (r >= 0)
 		r = metrics_set(d->crashes_open, NULL, (double)c.crashes_open);
+	if (r >= 0)
+		r = metrics_set(d->spool_crashes, NULL, (double)c.spool_crashes);
 	if (r < 0)
 		return r;
 	return metrics_render(d->m, ret, ret_len);

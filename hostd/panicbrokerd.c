@@ -381,6 +381,7 @@ static void daemon_metrics_counts(void *ud, struct metrics_counts *ret)
 
 	if (d->sup)
 		sup_counts(d->sup, &ret->vms_supervised, &ret->crashes_open);
+	ret->spool_crashes = d->index ? index_count(d->index) : 0;
 }
 
 /* Before any VM, like every watcher; only with the API, which serves them. */

@@ -120,6 +120,7 @@ def test_metrics_after_a_panic_and_a_kdump_into_closed(bed):
     assert s["panicbroker_record_write_duration_seconds_count"] == \
         s['panicbroker_record_writes_total{result="saved"}']
     assert s["panicbroker_guest_malformed_total"] == 0
+    assert s["panicbroker_spool_crashes"] == 1
     d.stop()
 
 

@@ -297,7 +297,7 @@ static void emit(struct metrics_daemon *d, struct obs_event ev)
 
 static void test_daemon_series(void **state)
 {
-	struct metrics_counts n = { .vms_supervised = 2, .crashes_open = 1 };
+	struct metrics_counts n = { .vms_supervised = 2, .crashes_open = 1, .spool_crashes = 7 };
 	struct metrics_daemon *d;
 	struct crash *c1 = crash_with("C1", NULL), *c2 = crash_with("C2", "4f2a9c01");
 	char *text;
@@ -346,6 +346,7 @@ static void test_daemon_series(void **state)
 	assert_true(sample(text, "panicbroker_vms_supervised") == 2);
 	assert_true(sample(text, "panicbroker_vms_attached") == 1);
 	assert_true(sample(text, "panicbroker_crashes_open") == 1);
+	assert_true(sample(text, "panicbroker_spool_crashes") == 7);
 	assert_true(sample(text, "panicbroker_vm_attached{vm=\"web1\"}") == 1);
 	assert_true(sample(text, "panicbroker_vm_attached{vm=\"web2\"}") == 0);
 	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web1\",event=\"GUEST_PANICKED\"}") == 1);
