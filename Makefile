@@ -8,7 +8,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PYTHON   ?= /usr/bin/python3
 KDIR     ?= /lib/modules/$(shell uname -r)/build
-PKGS     := json-c libsystemd libmicrohttpd
+PKGS     := json-c libsystemd libmicrohttpd libvirt libxml-2.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -32,6 +32,13 @@ CHAN_SRCS   := chan.c chan_look.c chan_file.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_chan.c supervisor.c \
                panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
+# libvirt hosts (hostd/backend_libvirt.h): the connection and its domains,
+# libvirt's event loop on sd-event, the backend, the dump child, the
+# metadata; pbctl enable/disable edit domains through libvirt too.
+LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_dump.c \
+                libvirt_meta.c libvirt_daemon.c
+DAEMON_SRCS += $(LIBVIRT_SRCS)
+PBCTL_SRCS  += pbctl_enable.c libvirt_meta.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
 API_SRCS    := api.c api_socket.c api_v1.c
 # Metrics (hostd/metrics.h) at GET /metrics (api_metrics.c); the TCP

@@ -383,6 +383,33 @@ static int cfg_set_exec_option(struct config *cfg, const char *key, const char *
 	return 1;
 }
 
+/* "libvirt URI" | "libvirt off", "libvirt-unmarked ignore|observe"
+ * (backend_libvirt.h); 1: not a libvirt key. */
+static int cfg_set_libvirt_option(struct config *cfg, const char *key, const char *value,
+				  char *err, size_t errlen)
+{
+	if (strcmp(key, "libvirt") == 0) {
+		if (strcmp(value, "off") == 0) {
+			cfg->libvirt_uri[0] = '\0';
+			return 0;
+		}
+		if (!*value || strlen(value) > CFG_LIBVIRT_URI_MAX || strchr(value, ' '))
+			return err_set(err, errlen, -EINVAL,
+				       "libvirt needs a connection URI of at most %d characters (e.g. qemu:///system), or off",
+				       CFG_LIBVIRT_URI_MAX);
+		snprintf(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "libvirt-unmarked") == 0) {
+		if (strcmp(value, "ignore") != 0 && strcmp(value, "observe") != 0)
+			return err_set(err, errlen, -EINVAL,
+				       "libvirt-unmarked must be ignore or observe, not '%s'", value);
+		cfg->libvirt_observe_all = strcmp(value, "observe") == 0;
+		return 0;
+	}
+	return 1;
+}
+
 int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
@@ -391,6 +418,9 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 	if (r <= 0)
 		return r;
 	r = cfg_set_exec_option(cfg, key, value, err, errlen);
+	if (r <= 0)
+		return r;
+	r = cfg_set_libvirt_option(cfg, key, value, err, errlen);
 	if (r <= 0)
 		return r;
 	if (strcmp(key, "vm") == 0)
@@ -428,7 +458,7 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		return 0;
 	}
 	return err_set(err, errlen, -EINVAL,
-		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode, listen, api-token-file, on-crash-exec, on-crash-exec-timeout)",
+		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode, listen, api-token-file, on-crash-exec, on-crash-exec-timeout, libvirt, libvirt-unmarked)",
 		       key);
 }
 

@@ -54,6 +54,9 @@ enum snapshot_policy {
  * "api-token-file PATH", the bearer token TCP requests need (api.h). */
 #define CFG_LISTEN_MAX 63
 
+/* "libvirt URI" (backend_libvirt.h): the domains of that libvirt too. */
+#define CFG_LIBVIRT_URI_MAX 255
+
 struct vm_config {
 	char name[VM_NAME_MAX + 1];
 	char qmp_path[CFG_QMP_PATH_MAX + 1];
@@ -77,6 +80,8 @@ struct config {
 	char api_socket[CFG_QMP_PATH_MAX + 1];
 	char api_group[CFG_API_GROUP_MAX + 1]; /* "": the daemon's own */
 	unsigned int api_mode;
+	char libvirt_uri[CFG_LIBVIRT_URI_MAX + 1]; /* "": no libvirt */
+	bool libvirt_observe_all;   /* domains without metadata too */
 	/* --on-crash-exec (crash_exec.h): "" none; an absolute path. */
 	char on_crash_exec[CFG_PATH_MAX + 1];
 	uint64_t on_crash_exec_timeout_usec;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pbctl_enable.h"
 #include "api_client.h"
 #include "buckets.h"
 #include "common.h"
@@ -48,6 +49,14 @@ static void pbctl_usage(FILE *f)
 		"                             in the spool)\n"
 		"  watch [--json]             follow new crashes and their state changes,\n"
 		"                             one line per event, until interrupted\n"
+		"\n"
+		"Commands editing a libvirt domain (work without the daemon):\n"
+		"  enable [--uri URI] [--dry-run] [--no-mailbox] DOMAIN [KEY=VALUE...]\n"
+		"                             make DOMAIN ready for panicbrokerd --libvirt:\n"
+		"                             pvpanic, vmcoreinfo, on_crash preserve, the\n"
+		"                             mailbox, the policy (KEY=VALUE as --vm's)\n"
+		"  disable [--uri URI] [--dry-run] DOMAIN\n"
+		"                             take back what enable added\n"
 		"\n"
 		"Commands asking the daemon, else reading the spool:\n"
 		"  buckets [--json] [--from-spool]\n"
@@ -781,6 +790,8 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (strcmp(argv[0], "enable") == 0 || strcmp(argv[0], "disable") == 0)
+		return pbctl_libvirt(argc, argv);
 	api_cmd = pbctl_api_command(argv[0]);
 	if (api_cmd) {
 		r = api_client_init(err, sizeof(err));

@@ -677,6 +677,12 @@ static void vm_policy(struct vm *vm)
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	   struct vm **ret, char *err, size_t errlen)
 {
+	return vm_new_backend(e, spool, cfg, &backend_qmp_ops, ret, err, errlen);
+}
+
+int vm_new_backend(sd_event *e, struct spool *spool, const struct vm_config *cfg,
+		   const struct backend_ops *ops, struct vm **ret, char *err, size_t errlen)
+{
 	struct vm *vm = calloc(1, sizeof(*vm));
 	int r;
 
@@ -689,7 +695,7 @@ int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	vm->kdump_decide_rl = (struct ratelimit)RATELIMIT_INIT(USEC_PER_SEC, 1);
 	vm->kdump_log_rl = (struct ratelimit)RATELIMIT_INIT(USEC_PER_SEC, 1);
 	vm->nocrash_log_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 1);
-	vm->bops = &backend_qmp_ops;
+	vm->bops = ops;
 	r = vm->bops->create(e, cfg, &vm_backend_events, vm, &vm->be, err, errlen);
 	if (r < 0) {
 		vm_free(vm);
@@ -722,6 +728,24 @@ void vm_adopt_crash(struct vm *vm, struct crash *c)
 	vm->crash = c;
 	vm_dispatch(vm, &ev, NULL);
 	vm_chan_attach(vm);
+}
+
+int vm_reopen_mailbox(struct vm *vm, char *err, size_t errlen)
+{
+	int r;
+
+	if (!vm->cfg.mailbox_path[0])
+		return 0;
+	chan_free(vm->chan);
+	vm->chan = NULL;
+	r = chan_open(vm->event, vm->cfg.name, vm->cfg.mailbox_path, &vm_chan_ops, vm, &vm->chan,
+		      err, errlen);
+	if (r < 0)
+		return r;
+	r = chan_start(vm->chan);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot start polling");
+	return 0;
 }
 
 void vm_start(struct vm *vm)

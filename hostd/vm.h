@@ -34,6 +34,12 @@ struct vm_past {
 /* Errors: negative errno, with a one-phrase reason in @err. */
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	   struct vm **ret, char *err, size_t errlen);
+/* vm_new() on another backend than QMP (a libvirt domain's: backend_libvirt.h). */
+int vm_new_backend(sd_event *e, struct spool *spool, const struct vm_config *cfg,
+		   const struct backend_ops *ops, struct vm **ret, char *err, size_t errlen);
+/* The mailbox file may have been replaced (libvirt's hook creates it at each
+ * start): the old one is let go, the one at the path now adopted. */
+int vm_reopen_mailbox(struct vm *vm, char *err, size_t errlen);
 /* Stops supervising (daemon exit): an open crash resumes at the next start. */
 void vm_free(struct vm *vm);
 /* Stops supervising for good (detached, removed from the configuration):
