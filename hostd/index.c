@@ -94,6 +94,10 @@ void index_summarise(const char *id, json_object *rec, struct crash_summary *ret
 		ret->panic_session = strtoull(index_str(in, "session"), NULL, 16);
 		ret->panic_seq = (uint32_t)json_object_get_int64(v);
 	}
+	/* A crash whose panic record never reached it still knows its session. */
+	in = index_obj(rec, "kdump");
+	if (!ret->panic_session && in && index_str(in, "crashed_session"))
+		ret->panic_session = strtoull(index_str(in, "crashed_session"), NULL, 16);
 }
 
 /* One line of the file; NULL on ENOMEM. */

@@ -49,7 +49,8 @@ struct crash_summary {
 	char bucket[24];            /* signature.bucket, or "" */
 	char title[128];            /* signature.title, or "" */
 	struct be_instance instance; /* vm_instance (pid 0: unknown) */
-	uint64_t panic_session;     /* panic.session and .seq (0: no panic record) */
+	uint64_t panic_session;     /* panic.session and .seq, else kdump.crashed_session
+				     * (seq 0); 0: neither */
 	uint32_t panic_seq;
 };
 

@@ -211,3 +211,29 @@ def test_panic_record_not_recorded_again_after_restart(work, peers, fakeguest):
         time.sleep(0.5)
         assert [r["id"] for r in records(d.spool)] == [rec["id"]]
     d.stop()
+
+
+def test_late_panic_record_of_a_closed_crash_not_recorded_again(work, peers, fakeguest):
+    """A crash recorded from pvpanic alone (its panic record not read in
+    time) knows the crashed session; that session's record, read later or
+    salvaged by a restarted daemon, is that crash's, not a new one."""
+    mbox = os.path.join(work, "b.mbox")
+    b = peers.add("b", os.path.join(work, "b.qmp"))
+    specs = [f"b,qmp={b.path},mailbox={mbox},snapshot=never"]
+    d = Daemon(work, specs).start()
+    peers.wait_attached()
+    assert subprocess.run([fakeguest, mbox, "hello"], capture_output=True).returncode == 0
+    b.emit("GUEST_CRASHLOADED", {"action": "run"})
+    b.emit("RESET", {"guest": True, "reason": "guest-reset"})
+    rec = d.wait_record(lambda r: r["state"] == "closed", 15, "the crash")
+    assert "panic" not in rec and rec["kdump"]["crashed_session"]
+    p = subprocess.run([fakeguest, mbox, "panic", "Kernel panic - not syncing: late"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    d.wait_log(r"VM b: mailbox: that panic record is crash \S+ already; not recorded again", 15)
+    d.kill()
+    d = Daemon(work, specs).start()
+    d.wait_log(r"VM b: mailbox: that panic record is crash \S+ already; not recorded again", 15)
+    time.sleep(0.5)
+    assert [r["id"] for r in records(d.spool)] == [rec["id"]]
+    d.stop()
