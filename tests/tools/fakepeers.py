@@ -314,6 +314,33 @@ class FakePeers:
         raise AssertionError(f"not attached within {timeout} s: {missing[:10]}"
                              f"{' ...' if len(missing) > 10 else ''}")
 
+    def storm(self, names, per_second, seconds):
+        """Misbehaving peers: each of @names sends @per_second events a second
+        (RTC_CHANGE, unknown events, BLOCK_IO_ERROR floods), in batches every
+        100 ms, for @seconds. Returns the events sent (when it is over)."""
+        kinds = [("RTC_CHANGE", {"offset": 1}),
+                 ("X_UNKNOWN_EVENT", {"pad": "x" * 64}),
+                 ("BLOCK_IO_ERROR", {"device": "d0", "operation": "write",
+                                     "action": "report", "nospace": False}),
+                 ("NIC_RX_FILTER_CHANGED", {"path": "/machine/peripheral/n0"})]
+
+        async def run():
+            sent = 0
+            batch = max(1, per_second // 10)
+            end = self.loop.time() + seconds
+            while self.loop.time() < end:
+                t = self.loop.time()
+                for name in names:
+                    vm = self.vms[name]
+                    data = b"".join((json.dumps(_event(*kinds[(sent + i) % len(kinds)]))
+                                     + "\r\n").encode() for i in range(batch))
+                    await vm._send(data)
+                    sent += batch
+                await asyncio.sleep(max(0.0, 0.1 - (self.loop.time() - t)))
+            return sent
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop)
+
     def reset_commands(self):
         for vm in self.vms.values():
             vm.commands = []
