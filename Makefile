@@ -261,6 +261,15 @@ bench-unload: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
 		$(PYTHON) tests/bench/unload-bench.py $(BENCH_ARGS)
 
+# Local API benchmark: latency of /v1/crashes and the dashboard, and the
+# daemon's start time, on a spool of 100,000 synthetic records (generated once
+# into build/bench-api; tests/bench/README.md). Options in BENCH_ARGS, e.g.
+# BENCH_ARGS="--records 10000 --requests 50".
+.PHONY: bench-api
+bench-api: userspace
+	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
+		$(PYTHON) tests/bench/api-bench.py $(BENCH_ARGS)
+
 # Fragments of mk/: make deb (Debian packages), make realguest (tests in a real Debian guest).
 include $(wildcard mk/*.mk)
 
