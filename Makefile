@@ -8,7 +8,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PYTHON   ?= /usr/bin/python3
 KDIR     ?= /lib/modules/$(shell uname -r)/build
-PKGS     := json-c libsystemd libmicrohttpd
+PKGS     := json-c libsystemd libmicrohttpd libvirt libxml-2.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -32,6 +32,13 @@ CHAN_SRCS   := chan.c chan_look.c chan_file.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_chan.c supervisor.c \
                panicbrokerd.c
 PBCTL_SRCS  := pbctl.c
+# libvirt hosts (hostd/backend_libvirt.h): the connection and its domains,
+# libvirt's event loop on sd-event, the backend, the dump child, the
+# metadata; pbctl enable/disable edit domains through libvirt too.
+LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_dump.c \
+                libvirt_meta.c libvirt_daemon.c
+DAEMON_SRCS += $(LIBVIRT_SRCS)
+PBCTL_SRCS  += pbctl_enable.c libvirt_meta.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
 API_SRCS    := api.c api_socket.c api_v1.c
 # Metrics (hostd/metrics.h) at GET /metrics (api_metrics.c); the TCP
@@ -40,8 +47,14 @@ API_SRCS    += metrics.c metrics_daemon.c
 API_SRCS    += api_metrics.c api_auth.c
 DAEMON_SRCS += $(API_SRCS)
 PBCTL_SRCS  += api_client.c
+# Crashes told to the operator's tools (observe.h watchers): the journal,
+# --on-crash-exec, the API's event feed and bucket counts (pbctl watch, buckets).
+LIB_SRCS    += buckets.c
+DAEMON_SRCS += journal.c crash_exec.c api_events.c
 # The dashboard's HTML (hostd/html.h): escaping and the pages, no I/O.
 HTML_SRCS   := html.c html_page.c html_crash.c
+# The dashboard (hostd/api_html.h): GET /, /buckets, /crashes/ID.
+DAEMON_SRCS += $(HTML_SRCS) api_html.c
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null)
 PROTO_SRCS  := $(notdir $(wildcard protocol/*.c))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -134,6 +147,7 @@ $(BUILD)/asan/test_html: $(call objs,asan,$(HTML_SRCS))
 $(BUILD)/asan/test_chan: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_chan_guard: $(call objs,asan,$(CHAN_SRCS))
 $(BUILD)/asan/test_job: $(call objs,asan,job.c)
+$(BUILD)/asan/test_crash_exec: $(call objs,asan,job.c crash_exec.c)
 $(BUILD)/asan/test_metrics: $(call objs,asan,metrics.c metrics_daemon.c)
 $(BUILD)/asan/test_api_auth: $(call objs,asan,api_auth.c)
 $(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
@@ -208,6 +222,18 @@ check-fast: unit component
 
 check: userspace unit fuzz component e2e
 
+# The alerting rules and the Grafana dashboard (monitoring/README.md):
+# promtool checks the rules and runs their unit tests; the dashboard's
+# queries are checked by promtool too. Part of check and check-fast.
+.PHONY: monitoring
+monitoring:
+	@command -v promtool >/dev/null || { echo "make monitoring: no promtool (apt install prometheus)"; exit 1; }
+	promtool check rules monitoring/panicbroker-rules.yml
+	promtool test rules monitoring/tests/*.yml
+	$(PYTHON) monitoring/check-dashboard.py monitoring/grafana-panicbroker.json 		monitoring/panicbroker-rules.yml monitoring/tests/*.yml
+check-fast: monitoring
+check: monitoring
+
 demo: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/demo.py
 
@@ -228,6 +254,7 @@ install: userspace
 	install -D -m 0644 docs/pbctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbctl.1
 	install -D -m 0644 docs/pbreport.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbreport.1
 	install -D -m 0644 systemd/panicbrokerd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/panicbrokerd.service
+	install -D -m 0644 systemd/panicbroker.catalog $(DESTDIR)/usr/lib/systemd/catalog/panicbroker.catalog
 	install -D -m 0644 systemd/panicbrokerd.conf $(DESTDIR)/etc/panicbroker/panicbrokerd.conf.example
 
 # Snapshot benchmark: dump-guest-memory by hand vs panicbrokerd's snapshots,
@@ -243,6 +270,15 @@ bench: userspace guests
 bench-unload: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
 		$(PYTHON) tests/bench/unload-bench.py $(BENCH_ARGS)
+
+# Local API benchmark: latency of /v1/crashes and the dashboard, and the
+# daemon's start time, on a spool of 100,000 synthetic records (generated once
+# into build/bench-api; tests/bench/README.md). Options in BENCH_ARGS, e.g.
+# BENCH_ARGS="--records 10000 --requests 50".
+.PHONY: bench-api
+bench-api: userspace
+	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
+		$(PYTHON) tests/bench/api-bench.py $(BENCH_ARGS)
 
 # Fragments of mk/: make deb (Debian packages), make realguest (tests in a real Debian guest).
 include $(wildcard mk/*.mk)

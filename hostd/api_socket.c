@@ -236,6 +236,10 @@ int api_socket_open_tcp(const char *addr, int *ret_fd, char *ret_name,
 			       "listen must be ADDR:PORT with a numeric address (127.0.0.1:9877, [::1]:9877), not '%s'",
 			       addr);
 	r = getaddrinfo(host, port, &hints, &ai);
+	if (r == EAI_NONAME)
+		return err_set(err, errlen, -EINVAL,
+			       "listen %s: '%s' is not a numeric IPv4 address or [IPv6] address",
+			       addr, host);
 	if (r != 0)
 		return err_set(err, errlen, -EINVAL, "listen %s: %s", addr, gai_strerror(r));
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

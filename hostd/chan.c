@@ -147,6 +147,8 @@ int chan_open(sd_event *e, const char *vm, const char *path,
 	r = chan_file_open(&c->file, path, err, errlen);
 	if (r >= 0)
 		r = chan_format(c, err, errlen);
+	if (r >= 0)
+		chan_file_trim(&c->file);
 	if (r >= 0) {
 		/* Made now, so that open fails whole; off until chan_start(). */
 		r = sd_event_add_time_relative(e, &c->timer, CLOCK_MONOTONIC,

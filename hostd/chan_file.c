@@ -169,6 +169,14 @@ bool chan_file_intact(const struct chan_file *f)
 	return fstat(f->fd, &st) == 0 && st.st_size >= (off_t)f->size;
 }
 
+void chan_file_trim(struct chan_file *f)
+{
+	/* On a shared file mapping MADV_DONTNEED only unmaps pages (their
+	 * contents are the file's); it fails only for a range we did not map. */
+	if (f->map)
+		(void)madvise(f->map, f->size, MADV_DONTNEED);
+}
+
 void chan_file_unmap(struct chan_file *f)
 {
 	if (!f->map)

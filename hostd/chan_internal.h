@@ -51,6 +51,12 @@ int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errl
  * look's bytes (zeros, refused as malformed) and the mailbox, not the daemon.
  */
 bool chan_file_intact(const struct chan_file *f);
+/*
+ * Drops the daemon's page table entries for the whole mapping (the bytes
+ * stay in the file): formatting touched every page, and a thousand mailboxes
+ * of 1 MiB would count a GiB in the daemon's RSS. Pages come back as looked at.
+ */
+void chan_file_trim(struct chan_file *f);
 /* Unmaps (the file stays). */
 void chan_file_unmap(struct chan_file *f);
 /* Unmaps and closes. */

@@ -500,8 +500,8 @@ void chan_look_salvaged(struct chan *c)
 	c->delivered = 0;
 	if (c->salvaged) {
 		c->salvaged = false;
-		/* Counted like any record: one a second from here on. */
-		(void)ratelimit_below(&c->panic_rl, ev_now_usec(c->event));
+		/* Not counted against the one a second: it is one per start,
+		 * and a real panic in the daemon's first second must not wait. */
 		chan_panic_record(c, &c->salvage, "salvaged from the mailbox at daemon start");
 	}
 	chan_malformed_report(c);

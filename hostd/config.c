@@ -60,6 +60,7 @@ void cfg_init(struct config *cfg)
 		.max_dumps = CFG_DEFAULT_MAX_DUMPS,
 		.api_socket = CFG_DEFAULT_API_SOCKET,
 		.api_mode = CFG_DEFAULT_API_MODE,
+		.on_crash_exec_timeout_usec = CFG_DEFAULT_ON_CRASH_EXEC_TIMEOUT_SEC * USEC_PER_SEC,
 	};
 }
 
@@ -350,11 +351,76 @@ static int cfg_set_api_option(struct config *cfg, const char *key, const char *v
 	return 1;
 }
 
+/* "on-crash-exec PROGRAM", "on-crash-exec-timeout SEC"; 1: not one of them. */
+static int cfg_set_exec_option(struct config *cfg, const char *key, const char *value,
+			       char *err, size_t errlen)
+{
+	size_t n = strlen(value);
+
+	if (strcmp(key, "on-crash-exec") == 0) {
+		/* No shell and no $PATH: the program is named exactly. */
+		if (n == 0) {
+			cfg->on_crash_exec[0] = '\0';
+			return 0;
+		}
+		if (value[0] != '/' || n > CFG_PATH_MAX)
+			return err_set(err, errlen, -EINVAL,
+				       "on-crash-exec must be an absolute path of at most %d bytes, not '%s'",
+				       CFG_PATH_MAX, value);
+		memcpy(cfg->on_crash_exec, value, n + 1);
+		return 0;
+	}
+	if (strcmp(key, "on-crash-exec-timeout") == 0) {
+		uint64_t sec;
+
+		if (parse_u64(value, 1, CFG_ON_CRASH_EXEC_TIMEOUT_MAX_SEC, &sec) < 0)
+			return err_set(err, errlen, -EINVAL,
+				       "on-crash-exec-timeout must be a whole number of seconds from 1 to %d, not '%s'",
+				       CFG_ON_CRASH_EXEC_TIMEOUT_MAX_SEC, value);
+		cfg->on_crash_exec_timeout_usec = sec * USEC_PER_SEC;
+		return 0;
+	}
+	return 1;
+}
+
+/* "libvirt URI" | "libvirt off", "libvirt-unmarked ignore|observe"
+ * (backend_libvirt.h); 1: not a libvirt key. */
+static int cfg_set_libvirt_option(struct config *cfg, const char *key, const char *value,
+				  char *err, size_t errlen)
+{
+	if (strcmp(key, "libvirt") == 0) {
+		if (strcmp(value, "off") == 0) {
+			cfg->libvirt_uri[0] = '\0';
+			return 0;
+		}
+		if (!*value || strlen(value) > CFG_LIBVIRT_URI_MAX || strchr(value, ' '))
+			return err_set(err, errlen, -EINVAL,
+				       "libvirt needs a connection URI of at most %d characters (e.g. qemu:///system), or off",
+				       CFG_LIBVIRT_URI_MAX);
+		snprintf(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "libvirt-unmarked") == 0) {
+		if (strcmp(value, "ignore") != 0 && strcmp(value, "observe") != 0)
+			return err_set(err, errlen, -EINVAL,
+				       "libvirt-unmarked must be ignore or observe, not '%s'", value);
+		cfg->libvirt_observe_all = strcmp(value, "observe") == 0;
+		return 0;
+	}
+	return 1;
+}
+
 int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
 	int r = cfg_set_api_option(cfg, key, value, err, errlen);
 
+	if (r <= 0)
+		return r;
+	r = cfg_set_exec_option(cfg, key, value, err, errlen);
+	if (r <= 0)
+		return r;
+	r = cfg_set_libvirt_option(cfg, key, value, err, errlen);
 	if (r <= 0)
 		return r;
 	if (strcmp(key, "vm") == 0)
@@ -392,7 +458,7 @@ int cfg_set_option(struct config *cfg, const char *key, const char *value,
 		return 0;
 	}
 	return err_set(err, errlen, -EINVAL,
-		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode, listen, api-token-file)",
+		       "unknown option '%s' (known: spool, vm, log-level, max-dumps, api, api-group, api-mode, listen, api-token-file, on-crash-exec, on-crash-exec-timeout, libvirt, libvirt-unmarked)",
 		       key);
 }
 

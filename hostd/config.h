@@ -47,9 +47,15 @@ enum snapshot_policy {
 #define CFG_DEFAULT_API_SOCKET "/run/panicbroker/api.sock"
 #define CFG_DEFAULT_API_MODE 0660
 #define CFG_API_GROUP_MAX 32
+/* "on-crash-exec PROGRAM", "on-crash-exec-timeout SEC". */
+#define CFG_DEFAULT_ON_CRASH_EXEC_TIMEOUT_SEC 60
+#define CFG_ON_CRASH_EXEC_TIMEOUT_MAX_SEC 3600
 /* "listen ADDR:PORT" (the API over TCP too; "" or "off": not) and
  * "api-token-file PATH", the bearer token TCP requests need (api.h). */
 #define CFG_LISTEN_MAX 63
+
+/* "libvirt URI" (backend_libvirt.h): the domains of that libvirt too. */
+#define CFG_LIBVIRT_URI_MAX 255
 
 struct vm_config {
 	char name[VM_NAME_MAX + 1];
@@ -74,6 +80,11 @@ struct config {
 	char api_socket[CFG_QMP_PATH_MAX + 1];
 	char api_group[CFG_API_GROUP_MAX + 1]; /* "": the daemon's own */
 	unsigned int api_mode;
+	char libvirt_uri[CFG_LIBVIRT_URI_MAX + 1]; /* "": no libvirt */
+	bool libvirt_observe_all;   /* domains without metadata too */
+	/* --on-crash-exec (crash_exec.h): "" none; an absolute path. */
+	char on_crash_exec[CFG_PATH_MAX + 1];
+	uint64_t on_crash_exec_timeout_usec;
 	char listen[CFG_LISTEN_MAX + 1];
 	char api_token_file[CFG_PATH_MAX + 1];
 };

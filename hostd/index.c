@@ -89,6 +89,15 @@ void index_summarise(const char *id, json_object *rec, struct crash_summary *ret
 		ret->instance.pid = (pid_t)json_object_get_int64(v);
 	if (in && json_object_object_get_ex(in, "start_ticks", &v))
 		ret->instance.start_ticks = json_object_get_uint64(v);
+	in = index_obj(rec, "panic");
+	if (in && index_str(in, "session") && json_object_object_get_ex(in, "seq", &v)) {
+		ret->panic_session = strtoull(index_str(in, "session"), NULL, 16);
+		ret->panic_seq = (uint32_t)json_object_get_int64(v);
+	}
+	/* A crash whose panic record never reached it still knows its session. */
+	in = index_obj(rec, "kdump");
+	if (!ret->panic_session && in && index_str(in, "crashed_session"))
+		ret->panic_session = strtoull(index_str(in, "crashed_session"), NULL, 16);
 }
 
 /* One line of the file; NULL on ENOMEM. */
@@ -112,6 +121,10 @@ static char *index_line(const struct crash_summary *s)
 	json_object_object_add(o, "title", json_object_new_string(s->title));
 	json_object_object_add(o, "pid", json_object_new_int64(s->instance.pid));
 	json_object_object_add(o, "ticks", json_object_new_uint64(s->instance.start_ticks));
+	if (s->panic_session) {
+		json_object_object_add(o, "panic_session", json_object_new_uint64(s->panic_session));
+		json_object_object_add(o, "panic_seq", json_object_new_int64(s->panic_seq));
+	}
 	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
 		line = NULL;
 	json_object_put(o);
@@ -148,6 +161,10 @@ static bool index_parse(const char *line, struct crash_summary *ret)
 		ret->instance.pid = (pid_t)json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "ticks", &v))
 		ret->instance.start_ticks = json_object_get_uint64(v);
+	if (json_object_object_get_ex(o, "panic_session", &v))
+		ret->panic_session = json_object_get_uint64(v);
+	if (json_object_object_get_ex(o, "panic_seq", &v))
+		ret->panic_seq = (uint32_t)json_object_get_int64(v);
 	json_object_put(o);
 	return true;
 }

@@ -49,6 +49,9 @@ struct crash_summary {
 	char bucket[24];            /* signature.bucket, or "" */
 	char title[128];            /* signature.title, or "" */
 	struct be_instance instance; /* vm_instance (pid 0: unknown) */
+	uint64_t panic_session;     /* panic.session and .seq, else kdump.crashed_session
+				     * (seq 0); 0: neither */
+	uint32_t panic_seq;
 };
 
 #define INDEX_BAD_KEPT 8

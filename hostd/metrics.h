@@ -88,6 +88,7 @@ int metrics_render(const struct metrics *m, char **ret, size_t *ret_len);
 struct metrics_counts {
 	size_t vms_supervised;
 	size_t crashes_open;
+	size_t spool_crashes;	/* crash records in the spool (its index) */
 };
 
 /* Asked at every scrape; fills @ret. */

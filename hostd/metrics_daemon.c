@@ -5,8 +5,9 @@
  * supervised, open crashes) asked for at each scrape.
  *
  * Why the label sets stay bounded on a host with 1,000 VMs: the only
- * per-VM series are panicbroker_vm_crashes_total{vm,event} (a handful of
- * events) and panicbroker_vm_attached{vm}, both dropped with the VM; crash
+ * per-VM series are panicbroker_vm_crashes_total{vm,event} (the three
+ * events that open a crash, from 0 when the VM is added) and
+ * panicbroker_vm_attached{vm}, both dropped with the VM; crash
  * buckets are counted apart, without the VM, and only the
  * METRICS_MAX_CRASH_BUCKETS most recently seen keep a series of their own;
  * every other label takes one of a few fixed values.
@@ -27,6 +28,11 @@
 #define METRICS_MAX_WORDS 16
 #define METRICS_WORD_MAX 24
 
+/* The events that open a crash (crash_machine.h), counted per VM from 0. */
+static const char *const metrics_crash_events[] = {
+	"GUEST_PANICKED", "GUEST_CRASHLOADED", "PANIC_RECORD",
+};
+
 /* What the watcher remembers of a VM between its events. */
 struct metrics_vm {
 	char name[VM_NAME_MAX + 1];
@@ -43,6 +49,7 @@ struct metrics_daemon {
 	size_t n_vms;
 	struct metrics_family *build_info, *start_time;
 	struct metrics_family *vms_supervised, *vms_attached, *crashes_open, *vm_attached;
+	struct metrics_family *spool_crashes;
 	struct metrics_family *vm_crashes, *buckets, *closed;
 	struct metrics_family *kdump, *snapshots, *snapshot_seconds;
 	struct metrics_family *unloads, *unload_rtt, *unload_tier;
@@ -87,6 +94,9 @@ static int metrics_daemon_families(struct metrics_daemon *d, const char *version
 			.kind = METRICS_GAUGE } },
 		{ &d->crashes_open, { .name = "panicbroker_crashes_open",
 			.help = "Crashes not closed yet (kdump running, snapshot, final action pending)",
+			.kind = METRICS_GAUGE } },
+		{ &d->spool_crashes, { .name = "panicbroker_spool_crashes",
+			.help = "Crash records in the spool, open and closed",
 			.kind = METRICS_GAUGE } },
 		{ &d->vm_attached, { .name = "panicbroker_vm_attached",
 			.help = "1 while the daemon is attached to the VM's backend, 0 while not",
@@ -326,6 +336,11 @@ void metrics_daemon_on_event(void *ud, const struct obs_event *ev)
 	switch (ev->type) {
 	case OBS_VM_ADDED:
 		metrics_daemon_check(d, metrics_set(d->vm_attached, val, v && v->attached));
+		/* Its crash counters from 0: increase() then sees the first crash. */
+		for (size_t i = 0; v && i < ARRAY_SIZE(metrics_crash_events); i++) {
+			val[1] = metrics_crash_events[i];
+			metrics_daemon_check(d, metrics_inc(d->vm_crashes, val, 0));
+		}
 		break;
 	case OBS_VM_ATTACH:
 		if (v)
@@ -396,6 +411,8 @@ int metrics_daemon_render(struct metrics_daemon *d, char **ret, size_t *ret_len)
 		r = metrics_set(d->vms_attached, NULL, (double)attached);
 	if (r >= 0)
 		r = metrics_set(d->crashes_open, NULL, (double)c.crashes_open);
+	if (r >= 0)
+		r = metrics_set(d->spool_crashes, NULL, (double)c.spool_crashes);
 	if (r < 0)
 		return r;
 	return metrics_render(d->m, ret, ret_len);

@@ -23,6 +23,11 @@
 #include "index.h"
 #include "observe.h"
 #include "api.h"
+#include "api_events.h"
+#include "crash_exec.h"
+#include "journal.h"
+#include "observe.h"
+#include "api_html.h"
 #include "metrics.h"
 
 static void daemon_usage(FILE *f)
@@ -45,6 +50,10 @@ static void daemon_usage(FILE *f)
 		"      --no-api           no local API (same as --api off)\n"
 		"      --api-group GROUP  give the API socket to GROUP (name or number)\n"
 		"      --api-mode MODE    the API socket's mode (default %04o)\n"
+		"      --on-crash-exec PROGRAM\n"
+		"                         run PROGRAM RECORD_PATH when a crash closes (no shell)\n"
+		"      --on-crash-exec-timeout SEC\n"
+		"                         kill PROGRAM after SEC seconds (default %d)\n"
 		"      --listen ADDR:PORT serve the API over TCP too (e.g. 127.0.0.1:9877); all\n"
 		"                         but /metrics need the token of --api-token-file\n"
 		"      --api-token-file PATH\n"
@@ -72,13 +81,16 @@ static void daemon_usage(FILE *f)
 		"\n"
 		"See panicbrokerd(8).\n",
 		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_API_SOCKET,
-		CFG_DEFAULT_API_MODE, CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
+		CFG_DEFAULT_API_MODE, CFG_DEFAULT_ON_CRASH_EXEC_TIMEOUT_SEC,
+		CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
 		CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC, CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC);
 }
 
 enum { OPT_VERSION = 0x100 };
 /* The local API's options (hostd/api.h): long only. */
 enum { OPT_API = 0x200, OPT_NO_API, OPT_API_GROUP, OPT_API_MODE };
+/* --on-crash-exec (hostd/crash_exec.h): long only. */
+enum { OPT_ON_CRASH_EXEC = 0x300, OPT_ON_CRASH_EXEC_TIMEOUT };
 /* The API over TCP (hostd/api.h): long only. */
 enum { OPT_LISTEN = 0x400, OPT_API_TOKEN_FILE };
 
@@ -100,6 +112,8 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		{ "no-api", no_argument, NULL, OPT_NO_API },
 		{ "api-group", required_argument, NULL, OPT_API_GROUP },
 		{ "api-mode", required_argument, NULL, OPT_API_MODE },
+		{ "on-crash-exec", required_argument, NULL, OPT_ON_CRASH_EXEC },
+		{ "on-crash-exec-timeout", required_argument, NULL, OPT_ON_CRASH_EXEC_TIMEOUT },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "api-token-file", required_argument, NULL, OPT_API_TOKEN_FILE },
 		{ 0 },
@@ -149,6 +163,12 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		case OPT_API_MODE:
 			r = cfg_set_option(cfg, "api-mode", optarg, err, sizeof(err));
 			break;
+		case OPT_ON_CRASH_EXEC:
+			r = cfg_set_option(cfg, "on-crash-exec", optarg, err, sizeof(err));
+			break;
+		case OPT_ON_CRASH_EXEC_TIMEOUT:
+			r = cfg_set_option(cfg, "on-crash-exec-timeout", optarg, err, sizeof(err));
+			break;
 		case OPT_LISTEN:
 			r = cfg_set_option(cfg, "listen", optarg, err, sizeof(err));
 			break;
@@ -197,6 +217,9 @@ static void daemon_print_config(const struct config *cfg)
 		printf("api-group %s\n", cfg->api_group);
 	if (cfg->api_mode != CFG_DEFAULT_API_MODE)
 		printf("api-mode %04o\n", cfg->api_mode);
+	if (cfg->on_crash_exec[0])
+		printf("on-crash-exec %s\non-crash-exec-timeout %llu\n", cfg->on_crash_exec,
+		       (unsigned long long)(cfg->on_crash_exec_timeout_usec / USEC_PER_SEC));
 	if (cfg->listen[0])
 		printf("listen %s\napi-token-file %s\n", cfg->listen, cfg->api_token_file);
 	for (size_t i = 0; i < cfg->n_vms; i++) {
@@ -228,7 +251,11 @@ struct daemon {
 	char **argv;
 	struct sup *sup;
 	struct api *api;
+	struct journal *journal;
+	struct crash_exec *exec;
+	struct api_events *events;
 	struct index *index;
+	struct api_html *html;
 	struct metrics_daemon *metrics;
 };
 
@@ -354,6 +381,7 @@ static void daemon_metrics_counts(void *ud, struct metrics_counts *ret)
 
 	if (d->sup)
 		sup_counts(d->sup, &ret->vms_supervised, &ret->crashes_open);
+	ret->spool_crashes = d->index ? index_count(d->index) : 0;
 }
 
 /* Before any VM, like every watcher; only with the API, which serves them. */
@@ -368,6 +396,78 @@ static int daemon_start_metrics(const struct config *cfg, struct daemon *d)
 		r = obs_subscribe(metrics_daemon_on_event, d->metrics);
 	if (r < 0)
 		log_error("cannot set up the metrics: %s", strerror(-r));
+	return r;
+}
+
+/* ---- watchers of observe.h: the journal, --on-crash-exec, the API's feed ---- */
+
+static void daemon_journal_report(void *ud, int error, uint64_t dropped)
+{
+	(void)ud;
+	log_warn("cannot send crash events to the journal: %s (%llu dropped so far), ignoring",
+		 strerror(-error), (unsigned long long)dropped);
+}
+
+static void daemon_exec_report(void *ud, const struct crash_exec_result *r)
+{
+	struct daemon *d = ud;
+	const char *nl;
+	int len;
+
+	/* The output's last line tells most ("cannot run ...: No such file"). */
+	len = (int)strlen(r->output);
+	while (len > 0 && r->output[len - 1] == '\n')
+		len--;
+	nl = memrchr(r->output, '\n', (size_t)len);
+	if (nl) {
+		len -= (int)(nl + 1 - r->output);
+		nl++;
+	} else {
+		nl = r->output;
+	}
+	if (strcmp(r->outcome, "ok") != 0) {
+		if (r->exit_status >= 0)
+			log_warn("VM %s: on-crash-exec %s for crash %s: %s, exit status %d%s%.*s",
+				 r->vm, r->program, r->crash_id, r->outcome, r->exit_status,
+				 len ? ": " : "", len, nl);
+		else
+			log_warn("VM %s: on-crash-exec %s for crash %s: %s%s%.*s", r->vm, r->program,
+				 r->crash_id, r->outcome, len ? ": " : "", len, nl);
+		if (d->journal)
+			journal_exec_result(d->journal, r->crash_id, r->vm, r->program, r->outcome,
+					    r->output);
+	}
+	if (r->save_error < 0)
+		log_warn("VM %s: cannot write crashes/%s/%s: %s", r->vm, r->crash_id,
+			 CRASH_EXEC_SIDE_FILE, strerror(-r->save_error));
+}
+
+/* Before any VM: the watchers see every event from the first. */
+static int daemon_start_watchers(sd_event *event, struct spool *spool,
+				 const struct config *cfg, struct daemon *d)
+{
+	int r;
+
+	r = journal_new(spool_path(spool), daemon_journal_report, d, &d->journal);
+	if (r >= 0)
+		r = obs_subscribe(journal_on_event, d->journal);
+	if (r >= 0 && cfg->on_crash_exec[0]) {
+		r = crash_exec_new(event, spool, cfg->on_crash_exec,
+				   cfg->on_crash_exec_timeout_usec, daemon_exec_report, d,
+				   &d->exec);
+		if (r >= 0)
+			r = obs_subscribe(crash_exec_on_event, d->exec);
+		if (r >= 0 && access(cfg->on_crash_exec, X_OK) < 0)
+			log_warn("on-crash-exec %s: %s; it will fail until it is there",
+				 cfg->on_crash_exec, strerror(errno));
+	}
+	if (r >= 0 && cfg->api_socket[0]) {
+		r = api_events_new(spool, d->index, &d->events);
+		if (r >= 0)
+			r = obs_subscribe(api_events_on_event, d->events);
+	}
+	if (r < 0)
+		log_error("cannot set up the crash event watchers: %s", strerror(-r));
 	return r;
 }
 
@@ -423,9 +523,22 @@ static int daemon_start_api(sd_event *event, struct spool *spool,
 			return r;
 		}
 	}
+	/* The dashboard: pages from the index, on the same listeners. */
+	r = api_html_new(d->api, spool, d->index, &d->html);
+	if (r < 0) {
+		log_error("cannot add the dashboard's routes: %s", strerror(-r));
+		return r;
+	}
 	if (api_listen_address(d->api))
 		log_info("API on TCP %s too (all but %s need the bearer token)",
 			 api_listen_address(d->api), API_METRICS_PATH);
+	if (d->events) {
+		r = api_events_add_routes(d->events, d->api);
+		if (r < 0) {
+			log_error("cannot add the API's event routes: %s", strerror(-r));
+			return r;
+		}
+	}
 	log_info("API on %s", api_socket_path(d->api));
 	return 0;
 }
@@ -481,6 +594,8 @@ int main(int argc, char **argv)
 
 	r = daemon_open_index(spool, &d);
 	if (r >= 0)
+		r = daemon_start_watchers(event, spool, &cfg, &d);
+	if (r >= 0)
 		r = daemon_start_metrics(&cfg, &d);
 	if (r < 0)
 		goto out;
@@ -508,7 +623,13 @@ int main(int argc, char **argv)
 		log_error("event loop failed: %s", strerror(-r));
 out:
 	api_free(d.api);
+	api_html_free(d.html); /* after the api: its routes point at it */
 	sup_free(d.sup);
+	/* After the VMs: their last events are told; runs still going are
+	 * killed and recorded as cancelled. */
+	crash_exec_free(d.exec);
+	api_events_free(d.events);
+	journal_free(d.journal);
 	metrics_daemon_free(d.metrics);
 	index_free(d.index);
 	sd_event_unref(event);

@@ -73,6 +73,9 @@ static void sup_note(struct sup *s, const struct crash_summary *cs)
 	snprintf(k->past.last_crash, sizeof(k->past.last_crash), "%s", cs->id);
 	k->past.last_preserved = strcmp(cs->outcome, "preserved") == 0;
 	k->past.last_instance = cs->instance;
+	/* The newest crash's guest session (its panic record's): salvaged again, it is not new. */
+	if (cs->panic_session)
+		k->past.last_crashed_session = cs->panic_session;
 	if (cs->state == CRASH_CLOSED)
 		return;
 	open = realloc(k->open, (k->n_open + 1) * sizeof(*open));
@@ -152,8 +155,31 @@ static struct vm **sup_find(struct sup *s, const char *name)
 	return NULL;
 }
 
+static int sup_add_ops(struct sup *s, const struct vm_config *cfg,
+		       const struct backend_ops *ops, bool from_config, char *err, size_t errlen);
+
 int sup_add(struct sup *s, const struct vm_config *cfg, bool from_config,
 	    char *err, size_t errlen)
+{
+	return sup_add_ops(s, cfg, &backend_qmp_ops, from_config, err, errlen);
+}
+
+int sup_add_backend(struct sup *s, const struct vm_config *cfg,
+		    const struct backend_ops *ops, char *err, size_t errlen)
+{
+	return sup_add_ops(s, cfg, ops, false, err, errlen);
+}
+
+int sup_reopen_mailbox(struct sup *s, const char *name, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < s->n_vms; i++)
+		if (strcmp(vm_name(s->vms[i]), name) == 0)
+			return vm_reopen_mailbox(s->vms[i], err, errlen);
+	return -ENOENT;
+}
+
+static int sup_add_ops(struct sup *s, const struct vm_config *cfg,
+		       const struct backend_ops *ops, bool from_config, char *err, size_t errlen)
 {
 	struct vm **vms, *vm;
 	bool *fc;
@@ -172,7 +198,7 @@ int sup_add(struct sup *s, const struct vm_config *cfg, bool from_config,
 	if (!fc)
 		return err_set(err, errlen, -ENOMEM, "out of memory");
 	s->from_config = fc;
-	r = vm_new(s->event, s->spool, cfg, &vm, err, errlen);
+	r = vm_new_backend(s->event, s->spool, cfg, ops, &vm, err, errlen);
 	if (r < 0)
 		return r;
 	s->from_config[s->n_vms] = from_config;
@@ -180,8 +206,12 @@ int sup_add(struct sup *s, const struct vm_config *cfg, bool from_config,
 	sup_resume(s, vm);
 	vm_start(vm);
 	obs_emit(&(struct obs_event){ .type = OBS_VM_ADDED, .vm = cfg->name });
-	log_info("VM %s: supervised (qmp=%s%s%s)", cfg->name, cfg->qmp_path,
-		 cfg->mailbox_path[0] ? ", mailbox=" : "", cfg->mailbox_path);
+	if (ops != &backend_qmp_ops)
+		log_info("VM %s: supervised (%s%s%s)", cfg->name, ops->name,
+			 cfg->mailbox_path[0] ? ", mailbox=" : "", cfg->mailbox_path);
+	else
+		log_info("VM %s: supervised (qmp=%s%s%s)", cfg->name, cfg->qmp_path,
+			 cfg->mailbox_path[0] ? ", mailbox=" : "", cfg->mailbox_path);
 	return 0;
 }
 

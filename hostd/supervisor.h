@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "backend.h"
 #include "config.h"
 #include "spool.h"
 
@@ -39,6 +40,14 @@ void sup_counts(const struct sup *s, size_t *ret_vms, size_t *ret_open);
  */
 int sup_add(struct sup *s, const struct vm_config *cfg, bool from_config,
 	    char *err, size_t errlen);
+/*
+ * sup_add() on another backend than QMP (libvirt domains): the VM is not
+ * the configuration's, so a reload leaves it alone.
+ */
+int sup_add_backend(struct sup *s, const struct vm_config *cfg,
+		    const struct backend_ops *ops, char *err, size_t errlen);
+/* vm_reopen_mailbox() of the VM named @name; -ENOENT when none. */
+int sup_reopen_mailbox(struct sup *s, const char *name, char *err, size_t errlen);
 /* -ENOENT when no VM has that name. */
 int sup_remove(struct sup *s, const char *name, const char *why);
 /*

@@ -57,9 +57,62 @@ static uint64_t now_monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* One write of @c's record, told to the watchers (the index follows). */
+static int vm_write(struct vm *vm, struct crash *c)
+{
+	uint64_t t0 = now_monotonic_usec();
+	int r = crash_save(c);
+
+	obs_emit(&(struct obs_event){
+		.type = OBS_RECORD_WRITE, .vm = vm->cfg.name, .crash = c,
+		.seconds = (double)(now_monotonic_usec() - t0) / USEC_PER_SEC, .saved = r >= 0,
+	});
+	return r;
+}
+
+static int vm_on_save_retry(sd_event_source *s, uint64_t usec, void *ud);
+
+static void vm_save_retry_arm(struct vm *vm)
+{
+	int r;
+
+	if (vm->save_retry)
+		return;
+	r = sd_event_add_time_relative(vm->event, &vm->save_retry, CLOCK_MONOTONIC,
+				       VM_SAVE_RETRY_USEC, USEC_PER_SEC / 10, vm_on_save_retry, vm);
+	if (r < 0)
+		log_error("VM %s: cannot arm the record retry timer: %s; retried on the next change only",
+			  vm->cfg.name, strerror(-r));
+}
+
+/* The records the spool refused, again: the open crash's and the closed ones'. */
+static int vm_on_save_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct vm *vm = ud;
+	unsigned int kept = 0;
+
+	(void)usec;
+	vm->save_retry = sd_event_source_disable_unref(s);
+	for (unsigned int i = 0; i < vm->n_unsaved; i++) {
+		struct crash *c = vm->unsaved[i];
+
+		if (vm_write(vm, c) < 0) {
+			vm->unsaved[kept++] = c;
+			continue;
+		}
+		log_notice("VM %s: crash record %s written at last", vm->cfg.name, c->id);
+		crash_free(c);
+	}
+	vm->n_unsaved = kept;
+	if (vm->crash && vm->save_failed)
+		vm_save(vm);
+	if (vm->n_unsaved)
+		vm_save_retry_arm(vm);
+	return 0;
+}
+
 void vm_save(struct vm *vm)
 {
-	uint64_t t0;
 	int r;
 
 	if (!vm->crash)
@@ -69,15 +122,18 @@ void vm_save(struct vm *vm)
 		return;
 	}
 	vm->dirty = false;
-	t0 = now_monotonic_usec();
-	r = crash_save(vm->crash);
-	obs_emit(&(struct obs_event){
-		.type = OBS_RECORD_WRITE, .vm = vm->cfg.name, .crash = vm->crash,
-		.seconds = (double)(now_monotonic_usec() - t0) / USEC_PER_SEC, .saved = r >= 0,
-	});
-	if (r < 0)
-		log_error("VM %s: cannot write crash record %s: %s; kept in memory, retried on the next change",
-			  vm->cfg.name, vm->crash->id, strerror(-r));
+	r = vm_write(vm, vm->crash);
+	if (r < 0) {
+		log_error("VM %s: cannot write crash record %s: %s; kept in memory, retried every %llu s",
+			  vm->cfg.name, vm->crash->id, strerror(-r),
+			  (unsigned long long)(VM_SAVE_RETRY_USEC / USEC_PER_SEC));
+		vm->save_failed = true;
+		vm_save_retry_arm(vm);
+		return;
+	}
+	if (vm->save_failed)
+		log_notice("VM %s: crash record %s written at last", vm->cfg.name, vm->crash->id);
+	vm->save_failed = false;
 }
 
 void vm_facts(const struct vm *vm, struct cm_crash *ret)
@@ -401,6 +457,8 @@ static void vm_let_go(struct vm *vm)
 	}
 
 	vm_chan_closed(vm);
+	if (c->crashed_session)
+		vm->past.last_crashed_session = c->crashed_session;
 	snprintf(vm->past.last_crash, sizeof(vm->past.last_crash), "%s", c->id);
 	vm->past.last_preserved = c->final_action == FINAL_ACTION_PRESERVE;
 	vm->past.last_instance = vm->instance;
@@ -408,8 +466,21 @@ static void vm_let_go(struct vm *vm)
 	vm->snap_retry = sd_event_source_disable_unref(vm->snap_retry);
 	snapshot_free(vm->snap);
 	vm->snap = NULL;
-	crash_free(c);
 	vm->crash = NULL;
+	if (!vm->save_failed) {
+		crash_free(c);
+		return;
+	}
+	/* Closed, but its record is not in the spool yet: it waits for the retry. */
+	vm->save_failed = false;
+	if (vm->n_unsaved < VM_UNSAVED_MAX) {
+		vm->unsaved[vm->n_unsaved++] = c;
+		vm_save_retry_arm(vm);
+		return;
+	}
+	log_error("VM %s: crash %s: its record cannot be written and %d more wait already; lost",
+		  vm->cfg.name, c->id, VM_UNSAVED_MAX);
+	crash_free(c);
 }
 
 /* The watchers (observe.h) learn what the actions did to the crash. */
@@ -606,6 +677,12 @@ static void vm_policy(struct vm *vm)
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	   struct vm **ret, char *err, size_t errlen)
 {
+	return vm_new_backend(e, spool, cfg, &backend_qmp_ops, ret, err, errlen);
+}
+
+int vm_new_backend(sd_event *e, struct spool *spool, const struct vm_config *cfg,
+		   const struct backend_ops *ops, struct vm **ret, char *err, size_t errlen)
+{
 	struct vm *vm = calloc(1, sizeof(*vm));
 	int r;
 
@@ -618,7 +695,7 @@ int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	vm->kdump_decide_rl = (struct ratelimit)RATELIMIT_INIT(USEC_PER_SEC, 1);
 	vm->kdump_log_rl = (struct ratelimit)RATELIMIT_INIT(USEC_PER_SEC, 1);
 	vm->nocrash_log_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 1);
-	vm->bops = &backend_qmp_ops;
+	vm->bops = ops;
 	r = vm->bops->create(e, cfg, &vm_backend_events, vm, &vm->be, err, errlen);
 	if (r < 0) {
 		vm_free(vm);
@@ -651,6 +728,24 @@ void vm_adopt_crash(struct vm *vm, struct crash *c)
 	vm->crash = c;
 	vm_dispatch(vm, &ev, NULL);
 	vm_chan_attach(vm);
+}
+
+int vm_reopen_mailbox(struct vm *vm, char *err, size_t errlen)
+{
+	int r;
+
+	if (!vm->cfg.mailbox_path[0])
+		return 0;
+	chan_free(vm->chan);
+	vm->chan = NULL;
+	r = chan_open(vm->event, vm->cfg.name, vm->cfg.mailbox_path, &vm_chan_ops, vm, &vm->chan,
+		      err, errlen);
+	if (r < 0)
+		return r;
+	r = chan_start(vm->chan);
+	if (r < 0)
+		return err_set(err, errlen, r, "cannot start polling");
+	return 0;
 }
 
 void vm_start(struct vm *vm)
@@ -712,6 +807,14 @@ void vm_free(struct vm *vm)
 	sd_event_source_disable_unref(vm->bound_timer);
 	sd_event_source_disable_unref(vm->watch_timer);
 	sd_event_source_disable_unref(vm->snap_retry);
+	sd_event_source_disable_unref(vm->save_retry);
+	/* A closed crash the spool would not take: once more, then it is lost. */
+	for (unsigned int i = 0; i < vm->n_unsaved; i++) {
+		if (vm_write(vm, vm->unsaved[i]) < 0)
+			log_error("VM %s: crash record %s could not be written before exit; lost",
+				  vm->cfg.name, vm->unsaved[i]->id);
+		crash_free(vm->unsaved[i]);
+	}
 	crash_free(vm->crash);
 	crash_panic_copy_free(vm->pending_panic);
 	sd_event_unref(vm->event);

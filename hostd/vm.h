@@ -24,11 +24,22 @@ struct vm_past {
 	char last_crash[SPOOL_ID_MAX];   /* "": none */
 	bool last_preserved;             /* its final action left the VM as it was */
 	struct be_instance last_instance;
+	/* The guest session of the newest crash that knew it (its panic
+	 * record's, else the crashed session; 0: none). The mailbox keeps the
+	 * panic record until the next format and a restarted daemon salvages
+	 * it again: it is that crash's, not a new one. */
+	uint64_t last_crashed_session;
 };
 
 /* Errors: negative errno, with a one-phrase reason in @err. */
 int vm_new(sd_event *e, struct spool *spool, const struct vm_config *cfg,
 	   struct vm **ret, char *err, size_t errlen);
+/* vm_new() on another backend than QMP (a libvirt domain's: backend_libvirt.h). */
+int vm_new_backend(sd_event *e, struct spool *spool, const struct vm_config *cfg,
+		   const struct backend_ops *ops, struct vm **ret, char *err, size_t errlen);
+/* The mailbox file may have been replaced (libvirt's hook creates it at each
+ * start): the old one is let go, the one at the path now adopted. */
+int vm_reopen_mailbox(struct vm *vm, char *err, size_t errlen);
 /* Stops supervising (daemon exit): an open crash resumes at the next start. */
 void vm_free(struct vm *vm);
 /* Stops supervising for good (detached, removed from the configuration):

@@ -55,7 +55,10 @@ void vm_chan_attach(struct vm *vm)
 		changed = c->crashed_session != 0;
 	}
 	if (vm->pending_panic) {
-		crash_set_panic(c, crash_panic_copy_view(vm->pending_panic));
+		const struct chan_panic *p = crash_panic_copy_view(vm->pending_panic);
+
+		crash_set_panic(c, p);
+		vm->past.last_crashed_session = p->session;
 		changed = true;
 	}
 	if (vm->have_pending_timing) {
@@ -88,6 +91,11 @@ static void vm_chan_panic(struct vm *vm, const struct chan_panic *p)
 	struct crash *c = vm->crash;
 
 	vm->panic_session = p->session;
+	if (p->session && p->session == vm->past.last_crashed_session) {
+		log_info("VM %s: mailbox: that panic record is crash %s's already; not recorded again",
+			 vm->cfg.name, vm->past.last_crash[0] ? vm->past.last_crash : "(unknown)");
+		return;
+	}
 	if (!c) {
 		struct crash_panic_copy *pc = crash_panic_copy(p);
 
@@ -102,6 +110,7 @@ static void vm_chan_panic(struct vm *vm, const struct chan_panic *p)
 		return;
 	}
 	crash_set_panic(c, p);
+	vm->past.last_crashed_session = p->session;
 	/* A record that came after the crash opened confirms its session. */
 	if (c->crashed_session == p->session)
 		crash_set_crashed_session(c, p->session, "panic slot");

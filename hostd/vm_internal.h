@@ -11,6 +11,9 @@
 
 /* Crashed sessions of closed crashes remembered, so none is taken again. */
 #define VM_CLOSED_KEPT 8
+/* Records the spool would not take (disk full, read-only) wait for a retry. */
+#define VM_UNSAVED_MAX 16
+#define VM_SAVE_RETRY_USEC (5 * USEC_PER_SEC)
 
 /* A backend operation the VM waits for, and what its outcome means. */
 struct vm_op {
@@ -43,6 +46,12 @@ struct vm {
 	unsigned int op_gen;            /* bumped when one starts, ends or is orphaned */
 	bool saving_later;              /* inside a channel look: save at its end */
 	bool dirty;
+	/* A record the spool would not take is retried on a timer until it is
+	 * written; a crash that closes meanwhile waits in unsaved[], not lost. */
+	bool save_failed;               /* the open crash's last save failed */
+	sd_event_source *save_retry;
+	struct crash *unsaved[VM_UNSAVED_MAX];
+	unsigned int n_unsaved;
 
 	struct vm_past past;
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # make deb: the Debian packages (debian/) built with dpkg-buildpackage from a
-# copy of the source tree (the files git knows or would add) in a temporary
+# copy of the source tree (the files git knows or would add, as they are in
+# the work tree; with DEB_REV=REV, git's REV instead) in a temporary
 # directory, into $(BUILD)/deb/, then checked with lintian (errors fail).
 # (Not built under $(BUILD): the top Makefile includes every *.d found there,
 # and a package tree has systemd's *.service.d directories.)
@@ -21,9 +22,13 @@ deb:
 	set -e; work=$$(mktemp -d /tmp/panicbroker-deb.XXXXXX); \
 	trap 'rm -rf "$$work"' EXIT; \
 	src=$$work/panicbroker-$(DEB_VERSION); mkdir -p $$src; \
-	git ls-files -z --cached --others --exclude-standard | grep -zv '^build/' | \
-		xargs -0 -I{} find {} -maxdepth 0 -type f -print0 | \
-		tar --null -T - -cf - | tar -C $$src -xf -; \
+	if [ -n "$(DEB_REV)" ]; then \
+		git archive --format=tar $(DEB_REV) | tar -C $$src -xf -; \
+	else \
+		git ls-files -z --cached --others --exclude-standard | grep -zv '^build/' | \
+			xargs -0 -I{} find {} -maxdepth 0 -type f -print0 | \
+			tar --null -T - -cf - | tar -C $$src -xf -; \
+	fi; \
 	(cd $$src && dpkg-buildpackage -us -uc -b) >$(DEB_DIR)/build.log 2>&1 || \
 		{ tail -40 $(DEB_DIR)/build.log; exit 1; }; \
 	mv $$work/*.deb $$work/*.changes $$work/*.buildinfo $(DEB_DIR)/

@@ -18,6 +18,7 @@ test_pkgs=(
 	python3 python3-pytest
 	makedumpfile                    # panicbrokerd reads each snapshot back with it
 	chromium                        # the dashboard's pages in a headless browser (tests/component/test_dashboard.py)
+	prometheus                      # promtool: /metrics and monitoring/ rules (make monitoring)
 	# guest kernels: the 6.1 series (bookworm's default) and the 6.12 series,
 	# each with the headers the module is built against
 	linux-image-amd64 linux-headers-amd64

@@ -5,11 +5,9 @@ TCP listener: a bearer token for everything but /metrics, the token file's
 mode checked at start. Fake peers: FakeQMP plays QEMU, build/pbfakeguest
 plays the guest on the mailbox file. Only 127.0.0.1 is ever bound."""
 
-import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
@@ -18,65 +16,11 @@ import pytest
 from tests.lib.daemon import SCALE, Daemon
 from tests.lib.fakeguest import FAKEGUEST, guest, records
 from tests.lib.fakeqmp import FakeQMP
+from tests.lib.prom import (UnixHTTPConnection, free_port, promtool_check, request,
+                            samples, tcp)
 from tests.lib.wait import wait_record, wait_until
 
 TOKEN = "pb-test-token-0123456789abcdef"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=10):
-        super().__init__("localhost", timeout=timeout * SCALE)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-def request(conn, method, path, body=None, headers=None):
-    """(status, headers dict, body text) on a fresh connection."""
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
-    finally:
-        conn.close()
-
-
-def tcp(port, method, path, token=None, body=None):
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return request(http.client.HTTPConnection("127.0.0.1", port, timeout=10 * SCALE),
-                   method, path, body, headers)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def samples(text):
-    """{'name{labels}': value} of a scrape (comments left out)."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
-def promtool_check(text):
-    promtool = shutil.which("promtool")
-    if not promtool:
-        pytest.fail("promtool is missing: apt install prometheus (scripts/install-deps.sh)")
-    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                       text=True, timeout=60)
-    assert p.returncode == 0, f"promtool check metrics:\n{p.stdout}{p.stderr}\n{text}"
-    # Lint problems are printed even when the exit status is 0.
-    assert p.stdout.strip() == "" and p.stderr.strip() == "", p.stdout + p.stderr
 
 
 @pytest.fixture
@@ -160,8 +104,9 @@ def test_metrics_after_a_panic_and_a_kdump_into_closed(bed):
     promtool_check(text)
     s = samples(text)
     opened = {k: v for k, v in s.items() if k.startswith("panicbroker_vm_crashes_total{")}
-    assert opened == {'panicbroker_vm_crashes_total{vm="a",event="%s"}'
-                      % rec["event"]: 1}, opened
+    assert opened == {'panicbroker_vm_crashes_total{vm="a",event="%s"}' % e:
+                      1 if e == rec["event"] else 0
+                      for e in ("GUEST_PANICKED", "GUEST_CRASHLOADED", "PANIC_RECORD")}, opened
     assert s['panicbroker_kdump_outcomes_total{outcome="done"}'] == 1
     assert s['panicbroker_kdump_outcomes_total{outcome="failed"}'] == 0
     assert s['panicbroker_kdump_outcomes_total{outcome="hung"}'] == 0
@@ -175,6 +120,7 @@ def test_metrics_after_a_panic_and_a_kdump_into_closed(bed):
     assert s["panicbroker_record_write_duration_seconds_count"] == \
         s['panicbroker_record_writes_total{result="saved"}']
     assert s["panicbroker_guest_malformed_total"] == 0
+    assert s["panicbroker_spool_crashes"] == 1
     d.stop()
 
 
@@ -210,8 +156,7 @@ def test_tcp_needs_the_token_for_everything_but_metrics(bed):
             if token:
                 assert 'error="invalid_token"' in headers["www-authenticate"]
     # Other spellings of the scheme are no token either.
-    status, _, _ = request(http.client.HTTPConnection("127.0.0.1", port, timeout=10),
-                           "GET", "/v1/vms", headers={"Authorization": f"Basic {TOKEN}"})
+    status, _, _ = tcp(port, "GET", "/v1/vms", headers={"Authorization": f"Basic {TOKEN}"})
     assert status == 401
 
     # With the token: the API as on the socket.
@@ -251,4 +196,39 @@ def test_listen_without_a_token_file_stops_the_start(bed):
     d = bed["start"](["--listen", f"127.0.0.1:{port}"])
     assert d.proc.wait(timeout=20 * SCALE) == 2
     assert "--listen needs --api-token-file" in d.log_text()
+    d.stop(check=False)
+
+
+def test_listen_options_in_the_configuration(tmp_path):
+    from tests.lib.daemon import daemon_binary
+
+    def run(*args):
+        return subprocess.run([daemon_binary(), *args], capture_output=True, text=True,
+                              timeout=30 * SCALE)
+
+    conf = tmp_path / "pb.conf"
+    conf.write_text("listen 127.0.0.1:9877\napi-token-file /etc/panicbroker/api-token\n"
+                    "vm a,qmp=/run/a.sock\n")
+    p = run("--config", str(conf), "--check-config")
+    assert p.returncode == 0, p.stderr
+    assert "listen 127.0.0.1:9877\napi-token-file /etc/panicbroker/api-token\n" in p.stdout
+    # The command line overrides the file; "off" turns the listener off.
+    p = run("--config", str(conf), "--listen", "off", "--check-config")
+    assert p.returncode == 0 and "listen" not in p.stdout, p.stdout
+    for args, why in [(("--listen", "127.0.0.1"), "listen must be ADDR:PORT"),
+                      (("--listen", "127.0.0.1:9877", "--no-api"), "it needs the API"),
+                      (("--listen", "127.0.0.1:9877"), "--listen needs --api-token-file"),
+                      (("--api-token-file", "token"), "api-token-file must be an absolute path")]:
+        p = run("--vm", "a,qmp=/run/a.sock", *args, "--check-config")
+        assert p.returncode == 2 and why in p.stderr, (args, p.stderr)
+
+
+def test_a_listen_address_that_is_not_numeric_stops_the_start(bed):
+    token_file = os.path.join(bed["work"], "token")
+    with open(token_file, "w") as f:
+        f.write(TOKEN + "\n")
+    os.chmod(token_file, 0o600)
+    d = bed["start"](["--listen", "localhost:9877", "--api-token-file", token_file])
+    assert d.proc.wait(timeout=20 * SCALE) != 0
+    assert "'localhost' is not a numeric IPv4 address or [IPv6] address" in d.log_text()
     d.stop(check=False)

@@ -78,30 +78,26 @@ class Forwarder:
 
 
 def chromium(url, workdir, screenshot=None, window="1280,2000", timeout=90):
-    """Loads @url once; returns its DOM as Chromium serialises it (--dump-dom).
-    With @screenshot (a path), a second run saves a PNG of the page."""
+    """Loads @url once; returns its DOM as Chromium serialises it (--dump-dom),
+    and with @screenshot (a path) saves a PNG of the page in the same run."""
     exe = chromium_binary()
     if not exe:
         raise FileNotFoundError("chromium is not installed (apt install chromium)")
-
-    def run(extra):
-        prof = tempfile.mkdtemp(prefix="chromium-", dir=workdir)
-        try:
-            p = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={prof}",
-                                f"--window-size={window}", *extra, url],
-                               capture_output=True, text=True, timeout=timeout * SCALE,
-                               cwd=workdir)
-        finally:
-            shutil.rmtree(prof, ignore_errors=True)
-        if p.returncode != 0:
-            raise AssertionError(f"chromium exited {p.returncode}:\n{p.stderr[-3000:]}")
-        return p
-
-    dom = run(["--dump-dom"]).stdout
+    prof = tempfile.mkdtemp(prefix="chromium-", dir=workdir)
+    extra = [f"--screenshot={screenshot}"] if screenshot else []
+    try:
+        p = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={prof}",
+                            f"--window-size={window}", "--dump-dom", *extra, url],
+                           capture_output=True, text=True, timeout=timeout * SCALE,
+                           cwd=workdir)
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+    if p.returncode != 0:
+        raise AssertionError(f"chromium exited {p.returncode}:\n{p.stderr[-3000:]}")
     if screenshot:
-        run([f"--screenshot={screenshot}"])
-        assert os.path.getsize(screenshot) > 1000, "chromium wrote no screenshot"
-    return dom
+        assert os.path.exists(screenshot) and os.path.getsize(screenshot) > 1000, \
+            f"chromium wrote no screenshot:\n{p.stderr[-3000:]}"
+    return p.stdout
 
 
 def keep_artifact(path, name):

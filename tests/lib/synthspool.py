@@ -114,7 +114,7 @@ def write_record(spool, rec):
     os.makedirs(d, mode=0o750, exist_ok=True)
     fd = os.open(os.path.join(d, "record.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     with os.fdopen(fd, "w") as f:
-        json.dump(rec, f, indent=1)
+        json.dump(rec, f, indent=2)
         f.write("\n")
 
 

@@ -21,13 +21,28 @@ TOP = Path(__file__).resolve().parents[2]
 if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
+BUILD = Path(os.environ.get("PB_BUILD", TOP / "build"))
+WORK = BUILD / "realguest"
+
+
+def _snapshot_binaries():
+    """The daemon and pbctl these tests run, copied once: the story lasts many
+    minutes, and a `make` in the same tree meanwhile must not swap them."""
+    snap = WORK / "bin"
+    for rel in ("asan/panicbrokerd", "panicbrokerd", "pbctl", "pbreport"):
+        src = BUILD / rel
+        if src.is_file():
+            (snap / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, snap / rel)
+    os.environ["PB_BUILD"] = str(snap)
+
+
+_snapshot_binaries()
 from tests.lib.daemon import Daemon  # noqa: E402
 from tests.lib.guest import Guest  # noqa: E402
 from tests.realguest.qga import Agent  # noqa: E402
 
-BUILD = Path(os.environ.get("PB_BUILD", TOP / "build"))
 DEB_DIR = Path(os.environ.get("PB_DEB_DIR", BUILD / "deb"))
-WORK = BUILD / "realguest"
 IMAGE_SH = TOP / "tests" / "realguest" / "image.sh"
 
 MEMORY_MIB = 1024

@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from tests.realguest.conftest import DEB_DIR, IMAGE_SH, WORK
+from tests.realguest.conftest import DEB_DIR, IMAGE_SH, TOP, WORK
 
 PKGS = ["panicbroker", "panicbroker-dkms", "panicbroker-guest"]
 # what changes in any package operation, or is the package manager's own
@@ -106,7 +106,7 @@ def check_installed(root, version):
               "/etc/panicbroker/panicbrokerd.conf", "/lib/systemd/system/panicbrokerd.service",
               "/usr/sbin/pbreport", "/usr/lib/panicbroker/kdump-tools-dump",
               "/lib/systemd/system/kdump-tools-dump.service.d/panicbroker.conf",
-              "/lib/modules-load.d/panicbroker.conf",
+              "/usr/lib/modules-load.d/panicbroker.conf",
               "/usr/share/initramfs-tools/hooks/panicbroker",
               f"/lib/modules/{k}/updates/dkms/panicbroker.ko"):
         assert (root / f.lstrip("/")).exists(), f"{f} missing after installing {version}"
@@ -126,7 +126,7 @@ def test_lifecycle(root):
 
     v = subprocess.run(["dpkg-parsechangelog", "-l", "debian/changelog", "-S", "Version"],
                        capture_output=True, text=True, check=True,
-                       cwd=DEB_DIR.parent.parent).stdout.strip()
+                       cwd=TOP).stdout.strip()
     pinned = " ".join(f"{p}={v}" for p in PKGS)
     sh(root, f"apt-get install -y -q {pinned}")
     check_installed(root, v)

@@ -12,6 +12,8 @@
  *       progress:PCT, done[:BYTES], failed[:REASON], sleep:SECONDS
  *   pbfakeguest FILE garbage-header|huge-length|flip-while-reading|ring-flood
  *   pbfakeguest FILE kdump-flood           KDUMP sessions back to back, 1.5 s
+ *   pbfakeguest --many SECONDS MODE:FILE...   many hostile guests in one process:
+ *       a step of each in turn, every 2 ms, for SECONDS (modes: hostile_modes[])
  *
  * The session of an earlier run is taken up from the guest control block
  * (the fake guest's own block: it is the only writer). Prints key=value lines.
@@ -19,6 +21,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,6 +429,244 @@ static int cmd_hostile(const char *mode)
 	return 0;
 }
 
+/* ---- many hostile guests in one process (--many) ---- */
+
+struct hostile {
+	const char *mode, *path;
+	int fd;
+	void *map;
+	__u32 size;
+	struct pb_mbox_layout layout;
+	struct pb_mbox_guest_info g;
+	struct pb_mbox_ring g2h;
+	__u32 seq;
+	unsigned long steps;
+};
+
+static const char *const hostile_modes[] = {
+	"garbage",	/* random bytes over the guest control block */
+	"torn",		/* a control block whose CRC never holds */
+	"badver",	/* a session of an unknown major version */
+	"hello-flood",	/* a new session every step, never waiting for the ACK */
+	"huge-length",	/* a ring record claiming 2 GiB */
+	"flip",		/* a ring record rewritten while the host reads it */
+	"ring-flood",	/* the ring kept full of unknown records */
+	"slot-spam",	/* a new panic record and UNLOAD every step */
+	"unload-spam",	/* UNLOADING with a new unload_seq every step, no slot */
+	"kdump-flood",	/* KDUMP sessions and reports, some out of range */
+	"badslot",	/* a panic slot with lengths past its caps */
+	"layout",	/* scribbles over the host's layout block */
+	"truncate",	/* the file cut to nothing and grown back */
+	"idle",		/* not hostile: a session opened, then left ACTIVE */
+	NULL,
+};
+
+static void hostile_select(struct hostile *h)
+{
+	mbox = h->map;
+	mbox_size = h->size;
+	layout = h->layout;
+}
+
+/* §4.2 without waiting: HELLO in the ring, the control block says HELLO. */
+static void hostile_session(struct hostile *h, __u32 role, __u64 prev)
+{
+	struct pb_mbox_hello_info hi = { 0 };
+	struct pb_mbox_hello hello;
+	struct pb_mbox_ring h2g;
+	__u32 len;
+
+	memset(&h->g, 0, sizeof(h->g));
+	h->g.version_major = PB_MBOX_VERSION_MAJOR;
+	h->g.role = role;
+	pb_mbox_guest_ctl_write(mbox, &h->g);
+	pb_mbox_ring_init(&h->g2h, mbox, &layout, PB_MBOX_G2H);
+	pb_mbox_ring_init(&h2g, mbox, &layout, PB_MBOX_H2G);
+	pb_mbox_ring_reset(&h->g2h);
+	pb_mbox_ring_reset(&h2g);
+	strcpy(hi.release, "6.1.0-hostile");
+	strcpy(hi.driver_version, "hostile");
+	len = (__u32)pb_mbox_hello_encode(&hi, &hello);
+	(void)pb_mbox_ring_put(&h->g2h, PB_MBOX_MSG_HELLO, &hello, len, NULL);
+	h->g.session_id = random_id();
+	h->g.session_generation = le64toh(layout.host_generation);
+	h->g.prev_session = prev;
+	h->g.state = PB_MBOX_GUEST_HELLO;
+	pb_mbox_guest_ctl_write(mbox, &h->g);
+}
+
+static void hostile_step(struct hostile *h)
+{
+	__u8 *ctl = (__u8 *)mbox + PB_MBOX_OFF_GUEST_CTL;
+	__u8 *slot = (__u8 *)mbox + le32toh(layout.panic_offset);
+	unsigned long n = h->steps++;
+
+	if (strcmp(h->mode, "truncate") == 0) {
+		/* Our own mapping is not touched: it would be SIGBUS here too. */
+		if (ftruncate(h->fd, n % 2 ? (off_t)h->size : 0) < 0)
+			die(h->path, strerror(errno));
+		return;
+	}
+	if (strcmp(h->mode, "idle") == 0) {
+		struct pb_mbox_host_info hc;
+
+		if (h->g.state == PB_MBOX_GUEST_ACTIVE)
+			return;
+		if (n % 1500 == 0) {	/* (again) every 3 s until accepted */
+			hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+			return;
+		}
+		pb_mbox_host_ctl_read(mbox, &hc);
+		if (hc.accepted_session == h->g.session_id) {
+			h->g.state = PB_MBOX_GUEST_ACTIVE;
+			pb_mbox_guest_ctl_write(mbox, &h->g);
+		}
+		return;
+	}
+	if (strcmp(h->mode, "garbage") == 0) {
+		for (int i = 0; i < 64; i++)
+			ctl[i] = (__u8)random();
+	} else if (strcmp(h->mode, "torn") == 0) {
+		if (n == 0)
+			hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+		h->g.state = PB_MBOX_GUEST_ACTIVE;
+		pb_mbox_guest_ctl_write(mbox, &h->g);
+		ctl[8 + n % 40] ^= 0x5a;
+	} else if (strcmp(h->mode, "badver") == 0) {
+		hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+		h->g.version_major = (__u16)(2 + n % 100);
+		pb_mbox_guest_ctl_write(mbox, &h->g);
+	} else if (strcmp(h->mode, "hello-flood") == 0) {
+		hostile_session(h, n % 3 ? PB_MBOX_ROLE_NORMAL : PB_MBOX_ROLE_KDUMP, random_id());
+	} else if (strcmp(h->mode, "huge-length") == 0 || strcmp(h->mode, "flip") == 0) {
+		struct pb_mbox_rec *rec;
+
+		if (n % 50 == 0)
+			hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+		rec = (struct pb_mbox_rec *)(h->g2h.data + h->g2h.pos);
+		rec->len = htole32(h->mode[0] == 'h' ? 0x7ffffff0 : (n % 2 ? 256 : 0x10000));
+		rec->type = htole16(PB_MBOX_MSG_KDUMP_STATUS);
+		rec->seq = htole32(h->g2h.seq);
+		rec->crc32c = htole32((__u32)random());
+		__atomic_store_n(index_of(PB_MBOX_OFF_G2H_PROD), htole32(h->g2h.pos + 4096),
+				 __ATOMIC_RELEASE);
+	} else if (strcmp(h->mode, "ring-flood") == 0) {
+		__u8 junk[512] = { 0 };
+
+		if (n % 200 == 0)
+			hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+		for (int i = 0; i < 8; i++)
+			(void)pb_mbox_ring_put(&h->g2h, 0x0077, junk, sizeof(junk), NULL);
+	} else if (strcmp(h->mode, "slot-spam") == 0 || strcmp(h->mode, "unload-spam") == 0) {
+		struct pb_mbox_panic_info pi = { .uptime_ns = n };
+		char msg[64];
+
+		if (n % 100 == 0)
+			hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+		if (h->mode[0] == 's') {
+			snprintf(msg, sizeof(msg), "Kernel panic - not syncing: hostile %lu", n);
+			(void)pb_mbox_panic_write(slot, le32toh(layout.panic_size), h->g.session_id,
+						  ++h->seq, &pi, msg, (__u32)strlen(msg), "", 0);
+		}
+		h->g.state = n % 2 ? PB_MBOX_GUEST_UNLOADING : PB_MBOX_GUEST_UNLOADED;
+		h->g.unload_seq++;
+		pb_mbox_guest_ctl_write(mbox, &h->g);
+	} else if (strcmp(h->mode, "kdump-flood") == 0) {
+		struct pb_mbox_kdump_info k = { .state = (__u32)(1 + n % 6),
+						.percent = (__u32)(n % 300) };
+		struct pb_mbox_kdump_status ks;
+		__u32 len;
+
+		if (n % 20 == 0) {
+			hostile_session(h, PB_MBOX_ROLE_KDUMP, random_id());
+			h->g.state = PB_MBOX_GUEST_ACTIVE;
+			pb_mbox_guest_ctl_write(mbox, &h->g);
+		}
+		snprintf(k.reason, sizeof(k.reason), "hostile \x01\x7f %lu", n);
+		len = (__u32)pb_mbox_kdump_encode(&k, &ks);
+		(void)pb_mbox_ring_put(&h->g2h, PB_MBOX_MSG_KDUMP_STATUS, &ks, len, NULL);
+	} else if (strcmp(h->mode, "badslot") == 0) {
+		struct pb_mbox_slot *sh = (struct pb_mbox_slot *)slot;
+
+		for (int i = 0; i < 64; i++)
+			slot[i] = (__u8)random();
+		__atomic_store_n(&sh->state, htole32(PB_MBOX_SLOT_COMPLETE), __ATOMIC_RELEASE);
+		h->g.state = PB_MBOX_GUEST_UNLOADING;
+		h->g.unload_seq++;
+		if (n % 100 == 0)
+			hostile_session(h, PB_MBOX_ROLE_NORMAL, 0);
+		pb_mbox_guest_ctl_write(mbox, &h->g);
+	} else if (strcmp(h->mode, "layout") == 0) {
+		for (int i = 0; i < 64; i++)
+			((__u8 *)mbox)[i] = (__u8)random();
+	}
+}
+
+static volatile sig_atomic_t many_stopping;
+
+static void many_stop(int sig)
+{
+	(void)sig;
+	many_stopping = 1;
+}
+
+static int cmd_many(int argc, char **argv)
+{
+	struct hostile *hs = calloc((size_t)argc, sizeof(*hs));
+	__u64 end = now_us() + (__u64)(atof(argv[0]) * 1e6);
+	int n = argc - 1;
+
+	if (!hs)
+		die("--many", "out of memory");
+	for (int i = 0; i < n; i++) {
+		struct hostile *h = &hs[i];
+		char *colon = strchr(argv[i + 1], ':');
+		struct stat st;
+		int k;
+
+		if (!colon)
+			die(argv[i + 1], "not MODE:FILE");
+		*colon = '\0';
+		h->mode = argv[i + 1];
+		h->path = colon + 1;
+		for (k = 0; hostile_modes[k] && strcmp(hostile_modes[k], h->mode); k++)
+			;
+		if (!hostile_modes[k])
+			die(h->mode, "unknown mode");
+		h->fd = open(h->path, O_RDWR);
+		if (h->fd < 0 || fstat(h->fd, &st) < 0)
+			die(h->path, strerror(errno));
+		h->size = (__u32)st.st_size;
+		h->map = mmap(NULL, h->size, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, 0);
+		if (h->map == MAP_FAILED)
+			die("mmap", strerror(errno));
+		hostile_select(h);
+		read_layout();
+		h->layout = layout;
+	}
+	if (signal(SIGTERM, many_stop) == SIG_ERR || signal(SIGINT, many_stop) == SIG_ERR)
+		die("signal", strerror(errno));
+	while (now_us() < end && !many_stopping) {
+		for (int i = 0; i < n; i++) {
+			hostile_select(&hs[i]);
+			hostile_step(&hs[i]);
+		}
+		usleep(2000);
+	}
+	for (int i = 0; i < n; i++) {
+		if (strcmp(hs[i].mode, "idle") == 0) {
+			printf("%s %s active=%d\n", hs[i].mode, hs[i].path,
+			       hs[i].g.state == PB_MBOX_GUEST_ACTIVE);
+			continue;
+		}
+		/* A truncating guest leaves its file whole, as QEMU would need it. */
+		if (strcmp(hs[i].mode, "truncate") == 0 && ftruncate(hs[i].fd, hs[i].size) < 0)
+			die(hs[i].path, strerror(errno));
+		printf("%s %s steps=%lu\n", hs[i].mode, hs[i].path, hs[i].steps);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct pb_mbox_guest_info g;
@@ -433,6 +674,8 @@ int main(int argc, char **argv)
 	__u32 wait_ms;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 3 && strcmp(argv[1], "--many") == 0)
+		return cmd_many(argc - 2, argv + 2);
 	if (argc < 3) {
 		fprintf(stderr, "usage: pbfakeguest FILE hello|panic MSG|kdump-status STATE [PCT]|kdump-session PREV STEP...|kdump-flood|garbage-header|huge-length|flip-while-reading|ring-flood\n");
 		return 2;

@@ -297,7 +297,7 @@ static void emit(struct metrics_daemon *d, struct obs_event ev)
 
 static void test_daemon_series(void **state)
 {
-	struct metrics_counts n = { .vms_supervised = 2, .crashes_open = 1 };
+	struct metrics_counts n = { .vms_supervised = 2, .crashes_open = 1, .spool_crashes = 7 };
 	struct metrics_daemon *d;
 	struct crash *c1 = crash_with("C1", NULL), *c2 = crash_with("C2", "4f2a9c01");
 	char *text;
@@ -346,10 +346,14 @@ static void test_daemon_series(void **state)
 	assert_true(sample(text, "panicbroker_vms_supervised") == 2);
 	assert_true(sample(text, "panicbroker_vms_attached") == 1);
 	assert_true(sample(text, "panicbroker_crashes_open") == 1);
+	assert_true(sample(text, "panicbroker_spool_crashes") == 7);
 	assert_true(sample(text, "panicbroker_vm_attached{vm=\"web1\"}") == 1);
 	assert_true(sample(text, "panicbroker_vm_attached{vm=\"web2\"}") == 0);
 	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web1\",event=\"GUEST_PANICKED\"}") == 1);
 	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"GUEST_CRASHLOADED\"}") == 1);
+	/* Every VM's crash counters exist from 0. */
+	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"GUEST_PANICKED\"}") == 0);
+	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"PANIC_RECORD\"}") == 0);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"none\"}") == 1);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"4f2a9c01\"}") == 1);
 	assert_true(sample(text, "panicbroker_crashes_closed_total{outcome=\"applied\"}") == 1);
@@ -420,8 +424,8 @@ static void test_daemon_series_bounded(void **state)
 	for (line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
 		if (*line != '#')
 			n_series++;
-	/* 1000 x (attached + 2 events) + 100 buckets + other + a fixed few. */
-	assert_true(n_series < 3000 + METRICS_MAX_CRASH_BUCKETS + 1 + 120);
+	/* 1000 x (attached + 3 events) + 100 buckets + other + a fixed few. */
+	assert_true(n_series < 4000 + METRICS_MAX_CRASH_BUCKETS + 1 + 120);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"other\"}") ==
 		    5000 - METRICS_MAX_CRASH_BUCKETS);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"00001387\"}") == 1);
