@@ -48,94 +48,6 @@ void vm_get_past(const struct vm *vm, struct vm_past *ret)
 	*ret = vm->past;
 }
 
-/* The time now, not the loop's: a save's own duration is measured. */
-static uint64_t now_monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* One write of @c's record, told to the watchers (the index follows). */
-static int vm_write(struct vm *vm, struct crash *c)
-{
-	uint64_t t0 = now_monotonic_usec();
-	int r = crash_save(c);
-
-	obs_emit(&(struct obs_event){
-		.type = OBS_RECORD_WRITE, .vm = vm->cfg.name, .crash = c,
-		.seconds = (double)(now_monotonic_usec() - t0) / USEC_PER_SEC, .saved = r >= 0,
-	});
-	return r;
-}
-
-static int vm_on_save_retry(sd_event_source *s, uint64_t usec, void *ud);
-
-static void vm_save_retry_arm(struct vm *vm)
-{
-	int r;
-
-	if (vm->save_retry)
-		return;
-	r = sd_event_add_time_relative(vm->event, &vm->save_retry, CLOCK_MONOTONIC,
-				       VM_SAVE_RETRY_USEC, USEC_PER_SEC / 10, vm_on_save_retry, vm);
-	if (r < 0)
-		log_error("VM %s: cannot arm the record retry timer: %s; retried on the next change only",
-			  vm->cfg.name, strerror(-r));
-}
-
-/* The records the spool refused, again: the open crash's and the closed ones'. */
-static int vm_on_save_retry(sd_event_source *s, uint64_t usec, void *ud)
-{
-	struct vm *vm = ud;
-	unsigned int kept = 0;
-
-	(void)usec;
-	vm->save_retry = sd_event_source_disable_unref(s);
-	for (unsigned int i = 0; i < vm->n_unsaved; i++) {
-		struct crash *c = vm->unsaved[i];
-
-		if (vm_write(vm, c) < 0) {
-			vm->unsaved[kept++] = c;
-			continue;
-		}
-		log_notice("VM %s: crash record %s written at last", vm->cfg.name, c->id);
-		crash_free(c);
-	}
-	vm->n_unsaved = kept;
-	if (vm->crash && vm->save_failed)
-		vm_save(vm);
-	if (vm->n_unsaved)
-		vm_save_retry_arm(vm);
-	return 0;
-}
-
-void vm_save(struct vm *vm)
-{
-	int r;
-
-	if (!vm->crash)
-		return;
-	if (vm->saving_later) {
-		vm->dirty = true;
-		return;
-	}
-	vm->dirty = false;
-	r = vm_write(vm, vm->crash);
-	if (r < 0) {
-		log_error("VM %s: cannot write crash record %s: %s; kept in memory, retried every %llu s",
-			  vm->cfg.name, vm->crash->id, strerror(-r),
-			  (unsigned long long)(VM_SAVE_RETRY_USEC / USEC_PER_SEC));
-		vm->save_failed = true;
-		vm_save_retry_arm(vm);
-		return;
-	}
-	if (vm->save_failed)
-		log_notice("VM %s: crash record %s written at last", vm->cfg.name, vm->crash->id);
-	vm->save_failed = false;
-}
-
 void vm_facts(const struct vm *vm, struct cm_crash *ret)
 {
 	const struct crash *c = vm->crash;
@@ -158,192 +70,6 @@ void vm_facts(const struct vm *vm, struct cm_crash *ret)
 		.crashed_session = c->crashed_session != 0,
 		.watch_pending = c->kdump_watch_usec != 0,
 	};
-}
-
-/* ---- deadlines ---- */
-
-static void vm_on_deadline(struct vm *vm, enum cm_event_type type)
-{
-	struct cm_event ev = { .type = type };
-
-	vm_dispatch(vm, &ev, NULL);
-}
-
-static int vm_on_bound(sd_event_source *s, uint64_t usec, void *ud)
-{
-	struct vm *vm = ud;
-
-	(void)s;
-	(void)usec;
-	vm->bound_timer = sd_event_source_disable_unref(vm->bound_timer);
-	vm_on_deadline(vm, CM_EV_KDUMP_BOUND);
-	return 0;
-}
-
-static int vm_on_watch(sd_event_source *s, uint64_t usec, void *ud)
-{
-	struct vm *vm = ud;
-
-	(void)s;
-	(void)usec;
-	vm->watch_timer = sd_event_source_disable_unref(vm->watch_timer);
-	vm_on_deadline(vm, CM_EV_KDUMP_WATCH);
-	return 0;
-}
-
-/* Arms @slot for the CLOCK_REALTIME instant @at_usec (now if passed). */
-static void vm_arm(struct vm *vm, sd_event_source **slot, uint64_t at_usec,
-		   sd_event_time_handler_t fn, const char *what)
-{
-	uint64_t now = ts_now_realtime_usec();
-	int r;
-
-	*slot = sd_event_source_disable_unref(*slot);
-	r = sd_event_add_time_relative(vm->event, slot, CLOCK_MONOTONIC,
-				       at_usec > now ? at_usec - now : 0, 0, fn, vm);
-	if (r < 0)
-		log_error("VM %s: cannot arm the %s: %s; it will not fire", vm->cfg.name,
-			  what, strerror(-r));
-}
-
-static void vm_disarm_watch(struct vm *vm)
-{
-	vm->watch_timer = sd_event_source_disable_unref(vm->watch_timer);
-	if (vm->crash && vm->crash->kdump_watch_usec)
-		crash_kdump_set_watch(vm->crash, 0);
-}
-
-/* ---- operations on the VM ---- */
-
-static bool vm_connection_error(int error)
-{
-	return error == -ENOTCONN || error == -ECONNRESET || error == -EPIPE;
-}
-
-/*
- * The backend runs one operation at a time (backend.h), so one slot in
- * struct vm holds it; op_gen tells a completion that is still awaited from
- * one orphaned since (its crash closed, or the VM reattached).
- */
-static void vm_on_op(void *ud, int error, const char *reason)
-{
-	struct vm *vm = ud;
-	struct cm_event ev = { .type = error < 0 ? vm->op.fail : vm->op.ok, .detail = reason };
-
-	if (vm->op.gen != vm->op_gen || !vm->crash)
-		return; /* orphaned: the crash it was for is gone */
-	vm->op_gen++;
-	if (error < 0 && vm_connection_error(error)) {
-		/* The attach that follows reconciles: the machine decides again. */
-		log_warn("VM %s: crash %s: the VM went away during the operation (%s); retried after reattach",
-			 vm->cfg.name, vm->crash->id, reason ? reason : strerror(-error));
-		return;
-	}
-	vm_dispatch(vm, &ev, NULL);
-}
-
-typedef int (*vm_op_fn)(struct backend *b, be_done_fn done, void *ud);
-
-static void vm_run_op(struct vm *vm, const char *name, vm_op_fn fn, be_done_fn done,
-		      enum cm_event_type ok, enum cm_event_type fail)
-{
-	int r;
-
-	vm->op = (struct vm_op){ .name = name, .gen = ++vm->op_gen, .ok = ok, .fail = fail };
-	r = fn(vm->be, done, vm);
-	if (r < 0) {
-		vm->op_gen++;
-		/* Not attached: the reconcile after reattach picks this up. */
-		log_warn("VM %s: crash %s: cannot %s now (%s); retried after reattach",
-			 vm->cfg.name, vm->crash->id, name, strerror(-r));
-	}
-}
-
-static void vm_snapshot_begin(struct vm *vm);
-
-static int vm_on_snapshot_retry(sd_event_source *src, uint64_t usec, void *ud)
-{
-	struct vm *vm = ud;
-
-	(void)src;
-	(void)usec;
-	vm->snap_retry = sd_event_source_disable_unref(vm->snap_retry);
-	if (vm->crash && vm->crash->state == CRASH_SNAPSHOTTING && !vm->snap)
-		vm_snapshot_begin(vm);
-	return 0;
-}
-
-static void vm_on_snapshot_done(bool ok, void *ud)
-{
-	struct vm *vm = ud;
-	struct cm_event ev = { .type = ok ? CM_EV_SNAPSHOT_DONE : CM_EV_SNAPSHOT_FAILED };
-
-	vm->snap = NULL;
-	obs_emit(&(struct obs_event){
-		.type = OBS_SNAPSHOT_END, .vm = vm->cfg.name, .crash = vm->crash,
-		.outcome = crash_snapshot_get_state(vm->crash),
-		.seconds = crash_snapshot_seconds(vm->crash),
-	});
-	vm_dispatch(vm, &ev, NULL);
-}
-
-static void vm_snapshot_failed(struct vm *vm, const char *fmt, int error)
-{
-	char detail[256];
-	struct cm_event ev = { .type = CM_EV_SNAPSHOT_FAILED, .detail = detail };
-
-	snprintf(detail, sizeof(detail), fmt, strerror(-error));
-	vm_dispatch(vm, &ev, NULL);
-}
-
-static void vm_snapshot_begin(struct vm *vm)
-{
-	int r;
-
-	r = snapshot_start(vm->event, vm->be, vm->crash, spool_path(vm->spool),
-			   vm->cfg.snapshot_format, vm_on_snapshot_done, vm, &vm->snap);
-	if (r == -EBUSY) {
-		/* Others hold every dump slot: the guest stays paused meanwhile. */
-		if (!vm->snap_retry) {
-			crash_note(vm->crash, "waiting for a free dump slot");
-			vm_save(vm);
-		}
-		vm->snap_retry = sd_event_source_disable_unref(vm->snap_retry);
-		r = sd_event_add_time_relative(vm->event, &vm->snap_retry, CLOCK_MONOTONIC,
-					       USEC_PER_SEC, 0, vm_on_snapshot_retry, vm);
-		if (r >= 0)
-			return;
-		/* Without the retry the guest would stay paused for good. */
-		vm_snapshot_failed(vm, "snapshot not taken: cannot wait for a dump slot: %s", r);
-		return;
-	}
-	if (r < 0)
-		vm_snapshot_failed(vm, "snapshot not taken: %s", r);
-}
-
-static void vm_on_hold(void *ud, int error, const char *reason)
-{
-	struct vm *vm = ud;
-	char detail[256];
-	struct cm_event ev = { .type = CM_EV_SNAPSHOT_FAILED, .detail = detail };
-
-	if (vm->op.gen != vm->op_gen || !vm->crash)
-		return;
-	vm->op_gen++;
-	if (vm->crash->state != CRASH_SNAPSHOTTING)
-		return;
-	if (error < 0 && vm_connection_error(error)) {
-		log_warn("VM %s: crash %s: the VM went away before the snapshot (%s); retried after reattach",
-			 vm->cfg.name, vm->crash->id, reason ? reason : strerror(-error));
-		return;
-	}
-	if (error < 0) {
-		snprintf(detail, sizeof(detail), "%s: no snapshot",
-			 reason ? reason : strerror(-error));
-		vm_dispatch(vm, &ev, NULL);
-		return;
-	}
-	vm_snapshot_begin(vm);
 }
 
 /* ---- the machine's actions ---- */
@@ -413,7 +139,7 @@ static void vm_apply_record(struct vm *vm, const struct cm_event *ev,
 		crash_kdump_set_state(c, r->after.ks, &rep);
 	}
 	if (a & CM_ACT_DISARM) {
-		vm->bound_timer = sd_event_source_disable_unref(vm->bound_timer);
+		vm_disarm_bound(vm);
 		vm_disarm_watch(vm);
 	}
 	if (a & CM_ACT_DISARM_WATCH)
@@ -428,15 +154,13 @@ static void vm_apply_record(struct vm *vm, const struct cm_event *ev,
 	if (a & CM_ACT_ARM_BOUND) {
 		if (r->bound_usec)
 			crash_set_kdump_bound(c, r->bound_usec);
-		vm_arm(vm, &vm->bound_timer, c->kdump_deadline_usec, vm_on_bound,
-		       "kdump deadline");
+		vm_arm_bound(vm);
 	}
 	if (a & CM_ACT_ARM_WATCH) {
 		if (r->watch_usec)
 			crash_kdump_set_watch(c, r->watch_usec);
 		if (c->kdump_watch_usec)
-			vm_arm(vm, &vm->watch_timer, c->kdump_watch_usec, vm_on_watch,
-			       "kdump session deadline");
+			vm_arm_watch(vm);
 	}
 	if (a & CM_ACT_CLOSE)
 		crash_set_final_result(c, r->outcome, r->detail);
@@ -467,20 +191,7 @@ static void vm_let_go(struct vm *vm)
 	snapshot_free(vm->snap);
 	vm->snap = NULL;
 	vm->crash = NULL;
-	if (!vm->save_failed) {
-		crash_free(c);
-		return;
-	}
-	/* Closed, but its record is not in the spool yet: it waits for the retry. */
-	vm->save_failed = false;
-	if (vm->n_unsaved < VM_UNSAVED_MAX) {
-		vm->unsaved[vm->n_unsaved++] = c;
-		vm_save_retry_arm(vm);
-		return;
-	}
-	log_error("VM %s: crash %s: its record cannot be written and %d more wait already; lost",
-		  vm->cfg.name, c->id, VM_UNSAVED_MAX);
-	crash_free(c);
+	vm_save_closed(vm, c);
 }
 
 /* The watchers (observe.h) learn what the actions did to the crash. */
@@ -544,16 +255,13 @@ static void vm_apply(struct vm *vm, const struct cm_event *ev,
 		vm_let_go(vm);
 	} else if (a & CM_ACT_HOLD) {
 		/* Pauses the guest for the snapshot, then dumps it. */
-		vm_run_op(vm, "pause the VM", vm->bops->pause, vm_on_hold, 0, 0);
+		vm_do_hold(vm);
 	} else if (a & CM_ACT_RESUME) {
-		vm_run_op(vm, "resume the VM", vm->bops->resume, vm_on_op, CM_EV_RESUME_DONE,
-			  CM_EV_RESUME_FAILED);
+		vm_do_resume(vm);
 	} else if (a & CM_ACT_RESET) {
-		vm_run_op(vm, "reset the VM", vm->bops->reset, vm_on_op, CM_EV_FINAL_DONE,
-			  CM_EV_FINAL_FAILED);
+		vm_do_reset(vm);
 	} else if (a & CM_ACT_POWEROFF) {
-		vm_run_op(vm, "power the VM off", vm->bops->poweroff, vm_on_op, CM_EV_FINAL_DONE,
-			  CM_EV_FINAL_FAILED);
+		vm_do_poweroff(vm);
 	}
 	if (vm->chan)
 		chan_set_kdump(vm->chan, vm->crash && vm->crash->state == CRASH_KDUMP_RUNNING);
@@ -808,13 +516,7 @@ void vm_free(struct vm *vm)
 	sd_event_source_disable_unref(vm->watch_timer);
 	sd_event_source_disable_unref(vm->snap_retry);
 	sd_event_source_disable_unref(vm->save_retry);
-	/* A closed crash the spool would not take: once more, then it is lost. */
-	for (unsigned int i = 0; i < vm->n_unsaved; i++) {
-		if (vm_write(vm, vm->unsaved[i]) < 0)
-			log_error("VM %s: crash record %s could not be written before exit; lost",
-				  vm->cfg.name, vm->unsaved[i]->id);
-		crash_free(vm->unsaved[i]);
-	}
+	vm_save_flush(vm);
 	crash_free(vm->crash);
 	crash_panic_copy_free(vm->pending_panic);
 	sd_event_unref(vm->event);

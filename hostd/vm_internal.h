@@ -82,6 +82,20 @@ void vm_save(struct vm *vm);
 /* The machine's view of the open crash (CRASH_CLOSED: none). */
 void vm_facts(const struct vm *vm, struct cm_crash *ret);
 
+/* vm_save.c: a closed crash not yet written waits for the retry; at exit, a last try. */
+void vm_save_closed(struct vm *vm, struct crash *c);
+void vm_save_flush(struct vm *vm);
+
+/* vm_ops.c: deadlines (from the record's times) and operations on the VM. */
+void vm_arm_bound(struct vm *vm);
+void vm_arm_watch(struct vm *vm);
+void vm_disarm_bound(struct vm *vm);
+void vm_disarm_watch(struct vm *vm);
+void vm_do_hold(struct vm *vm);
+void vm_do_resume(struct vm *vm);
+void vm_do_reset(struct vm *vm);
+void vm_do_poweroff(struct vm *vm);
+
 /* vm_chan.c */
 extern const struct chan_ops vm_chan_ops;
 /* A crash just opened or was resumed: what the guest said before goes in. */
