@@ -251,9 +251,30 @@ int html_take(struct html *h, const char *tail, char **ret, size_t *ret_len)
 	return 0;
 }
 
+bool html_bucket_parse(const char *s, uint64_t *ret)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	for (i = 0; i < 16; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			x = x << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			x = x << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	if (s[i] != '\0')
+		return false;
+	*ret = x;
+	return true;
+}
+
 bool html_bucket_is_valid(const char *s)
 {
-	size_t n = strspn(s, "0123456789abcdef");
+	uint64_t x;
 
-	return n == 16 && s[n] == '\0';
+	return html_bucket_parse(s, &x);
 }

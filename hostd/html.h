@@ -90,15 +90,17 @@ void html_crash_list(struct html *h, const struct html_list_query *q,
 		     size_t total, size_t n_open);
 
 struct html_bucket {
-	char bucket[24];
-	char title[128];
-	char last_id[SPOOL_ID_MAX];
-	char last_vm[VM_NAME_MAX + 1];
+	uint64_t key;				/* the bucket's 16 digits */
+	const struct crash_summary *last;	/* its latest crash: title, id, VM */
 	size_t count;
 	uint64_t first_usec, last_usec;
 };
 
-/* Crashes counted by bucket, in a table that grows; no bucket: unsigned. */
+/*
+ * Crashes counted by bucket, in a table that grows; no bucket: unsigned.
+ * It points into the summaries added: they must outlive it (an index's,
+ * within one request on the loop).
+ */
 struct html_buckets {
 	struct html_bucket *b;
 	size_t n, cap;
@@ -130,5 +132,7 @@ void html_error_page(struct html *h, unsigned int status, const char *phrase);
 
 /* Whether @s is a signature bucket: 16 lowercase hexadecimal digits. */
 bool html_bucket_is_valid(const char *s);
+/* The same, and its value in @ret. */
+bool html_bucket_parse(const char *s, uint64_t *ret);
 
 #endif

@@ -208,14 +208,10 @@ void html_buckets_done(struct html_buckets *bs)
 	*bs = (struct html_buckets){ 0 };
 }
 
-/* FNV-1a of the bucket's digits: they are a hash already, any mix will do. */
-static size_t html_bucket_slot(const char *bucket, size_t n_slots)
+/* The digits are a hash already: a multiplicative mix spreads them. */
+static size_t html_bucket_slot(uint64_t key, size_t n_slots)
 {
-	uint64_t x = 0xcbf29ce484222325ULL;
-
-	for (const char *p = bucket; *p; p++)
-		x = (x ^ (unsigned char)*p) * 0x100000001b3ULL;
-	return (size_t)(x & (n_slots - 1));
+	return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 32) & (n_slots - 1);
 }
 
 static int html_buckets_grow(struct html_buckets *bs)
@@ -234,7 +230,7 @@ static int html_buckets_grow(struct html_buckets *bs)
 	if (!slots)
 		return -ENOMEM;
 	for (size_t i = 0; i < bs->n; i++) {
-		size_t k = html_bucket_slot(bs->b[i].bucket, n_slots);
+		size_t k = html_bucket_slot(bs->b[i].key, n_slots);
 
 		while (slots[k])
 			k = (k + 1) & (n_slots - 1);
@@ -249,11 +245,12 @@ static int html_buckets_grow(struct html_buckets *bs)
 int html_buckets_add(struct html_buckets *bs, const struct crash_summary *s)
 {
 	struct html_bucket *b;
+	uint64_t key;
 	size_t k;
 	int r;
 
 	bs->total++;
-	if (!html_bucket_is_valid(s->bucket)) {
+	if (!html_bucket_parse(s->bucket, &key)) {
 		bs->unsigned_count++;
 		return 0;
 	}
@@ -262,26 +259,24 @@ int html_buckets_add(struct html_buckets *bs, const struct crash_summary *s)
 		if (r < 0)
 			return r;
 	}
-	k = html_bucket_slot(s->bucket, bs->n_slots);
-	while (bs->slots[k] && strcmp(bs->b[bs->slots[k] - 1].bucket, s->bucket) != 0)
+	k = html_bucket_slot(key, bs->n_slots);
+	while (bs->slots[k] && bs->b[bs->slots[k] - 1].key != key)
 		k = (k + 1) & (bs->n_slots - 1);
 	if (!bs->slots[k]) {
-		b = &bs->b[bs->n];
-		*b = (struct html_bucket){ .first_usec = s->detected_usec };
-		snprintf(b->bucket, sizeof(b->bucket), "%s", s->bucket);
+		bs->b[bs->n] = (struct html_bucket){ .key = key, .last = s,
+						     .first_usec = s->detected_usec,
+						     .last_usec = s->detected_usec };
 		bs->slots[k] = (uint32_t)++bs->n;
 	}
 	b = &bs->b[bs->slots[k] - 1];
 	b->count++;
 	if (s->detected_usec < b->first_usec)
 		b->first_usec = s->detected_usec;
-	if (s->detected_usec >= b->last_usec) {
+	if (s->detected_usec > b->last_usec) {
 		/* The latest crash names the bucket: titles of one bucket differ
 		 * only where the kind's detail was folded. */
 		b->last_usec = s->detected_usec;
-		snprintf(b->title, sizeof(b->title), "%s", s->title);
-		snprintf(b->last_id, sizeof(b->last_id), "%s", s->id);
-		snprintf(b->last_vm, sizeof(b->last_vm), "%s", s->vm);
+		b->last = s;
 	}
 	return 0;
 }
@@ -292,7 +287,7 @@ static int html_bucket_cmp(const void *a, const void *b)
 
 	if (x->last_usec != y->last_usec)
 		return x->last_usec > y->last_usec ? -1 : 1;
-	return strcmp(x->bucket, y->bucket);
+	return x->key < y->key ? -1 : x->key > y->key;
 }
 
 void html_buckets_sort(struct html_buckets *bs)
@@ -319,18 +314,20 @@ void html_buckets_table(struct html *h, const struct html_buckets *bs, size_t ma
 		    "<th>Last seen (UTC)</th><th>Last crash</th></tr></thead>\n<tbody>\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct html_bucket *b = &bs->b[i];
+		char hex[17];
 
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)b->key);
 		html_rawf(h, "<tr class=\"bucket\" data-bucket=\"%s\"><td><a href=\"/?bucket=%s\"><code>%s</code></a></td><td>",
-			  b->bucket, b->bucket, b->bucket);
-		html_str(h, b->title);
+			  hex, hex, hex);
+		html_str(h, b->last->title);
 		html_rawf(h, "</td><td class=\"n\">%zu</td><td class=\"t\">", b->count);
 		html_time(h, b->first_usec);
 		html_raw(h, "</td><td class=\"t\">");
 		html_time(h, b->last_usec);
 		html_raw(h, "</td><td><a href=\"/crashes/");
-		html_url(h, b->last_id);
+		html_url(h, b->last->id);
 		html_raw(h, "\">");
-		html_str(h, b->last_vm);
+		html_str(h, b->last->vm);
 		html_raw(h, "</a></td></tr>\n");
 	}
 	html_raw(h, "</tbody>\n</table>\n");

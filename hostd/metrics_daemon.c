@@ -38,7 +38,8 @@ struct metrics_vm {
 	char name[VM_NAME_MAX + 1];
 	bool attached;
 	uint64_t malformed;		/* the VM's running count, as last told */
-	char counted[SPOOL_ID_MAX];	/* the crash whose bucket was counted */
+	char opened[SPOOL_ID_MAX];	/* the last crash opened while we watched */
+	bool bucket_counted;		/* ... and its bucket counted */
 };
 
 struct metrics_daemon {
@@ -281,7 +282,10 @@ static void metrics_daemon_check(struct metrics_daemon *d, int r)
 
 /*
  * A crash's bucket is counted once: at the first event that shows its
- * signature, or at its close as "none" if it never had one.
+ * signature, or at its close as "none" if it never had one. Only crashes
+ * opened while this process watched, like panicbroker_vm_crashes_total: a
+ * crash resumed from the spool after a restart was counted before it, and
+ * the sum over buckets stays the number of crashes.
  */
 static void metrics_daemon_bucket(struct metrics_daemon *d, struct metrics_vm *v,
 				  const struct obs_event *ev)
@@ -289,7 +293,7 @@ static void metrics_daemon_bucket(struct metrics_daemon *d, struct metrics_vm *v
 	const char *bucket = crash_signature_bucket(ev->crash);
 	const char *val[1];
 
-	if (!v || strcmp(v->counted, ev->crash->id) == 0)
+	if (!v || v->bucket_counted || strcmp(v->opened, ev->crash->id) != 0)
 		return;
 	if (!bucket || !*bucket) {
 		if (ev->type != OBS_CRASH_CLOSED)
@@ -297,7 +301,7 @@ static void metrics_daemon_bucket(struct metrics_daemon *d, struct metrics_vm *v
 		bucket = "none";
 	}
 	val[0] = strlen(bucket) <= METRICS_VALUE_MAX ? bucket : "other";
-	snprintf(v->counted, sizeof(v->counted), "%s", ev->crash->id);
+	v->bucket_counted = true;
 	metrics_daemon_check(d, metrics_inc(d->buckets, val, 1));
 }
 
@@ -330,6 +334,10 @@ void metrics_daemon_on_event(void *ud, const struct obs_event *ev)
 	if (!v)
 		metrics_daemon_check(d, -ENOMEM);
 	val[0] = v ? ev->vm : METRICS_VM_OTHER;
+	if (v && ev->type == OBS_CRASH_OPENED && ev->crash) {
+		snprintf(v->opened, sizeof(v->opened), "%s", ev->crash->id);
+		v->bucket_counted = false;
+	}
 	if (ev->crash)
 		metrics_daemon_bucket(d, v, ev);
 

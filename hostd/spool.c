@@ -303,6 +303,13 @@ int spool_list(struct spool *s, char ***ret_ids, size_t *ret_n)
 		return -errno;
 	}
 	while ((de = readdir(d))) {
+		/* A crash being published when its daemon died: never visible,
+		 * and no later publish takes its name (ids are times). The
+		 * owner sweeps it; a reader (pbctl) leaves it. */
+		if (s->lock_fd >= 0 && strncmp(de->d_name, ".new-", 5) == 0) {
+			spool_remove_stage(s, de->d_name);
+			continue;
+		}
 		if (de->d_name[0] == '.' || !spool_id_is_valid(de->d_name))
 			continue;
 		if (n >= SPOOL_MAX_CRASHES)

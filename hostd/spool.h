@@ -52,7 +52,8 @@ int spool_write_record(int crash_dirfd, json_object *record);
 int spool_read_record(struct spool *s, const char *id, json_object **ret,
 		      char *err, size_t errlen);
 
-/* Ids of all crash directories, sorted; free with spool_free_ids(). */
+/* Ids of all crash directories, sorted; free with spool_free_ids(). The
+ * owner also removes the stages (.new-<id>) a dead daemon left behind. */
 int spool_list(struct spool *s, char ***ret_ids, size_t *ret_n);
 void spool_free_ids(char **ids, size_t n);
 

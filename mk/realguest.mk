@@ -19,3 +19,6 @@ realguest: userspace asan deb realguest-image
 
 realguest-image:
 	PB_IMAGE_CACHE=$(REALGUEST_CACHE) tests/realguest/image.sh base
+
+# part of `make check`, after everything else (the include comes last)
+check: realguest

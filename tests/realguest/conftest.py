@@ -21,7 +21,12 @@ TOP = Path(__file__).resolve().parents[2]
 if str(TOP) not in sys.path:
     sys.path.insert(0, str(TOP))
 
-BUILD = Path(os.environ.get("PB_BUILD", TOP / "build"))
+# PB_BUILD is pointed at the copies below; pytest may import this file twice
+# (as conftest and as tests.realguest.conftest): the build's own directory is
+# kept in PB_REALGUEST_BUILD
+BUILD = Path(os.environ.get("PB_REALGUEST_BUILD") or os.environ.get("PB_BUILD")
+             or TOP / "build")
+os.environ["PB_REALGUEST_BUILD"] = str(BUILD)
 WORK = BUILD / "realguest"
 
 

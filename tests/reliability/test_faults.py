@@ -237,3 +237,23 @@ def test_late_panic_record_of_a_closed_crash_not_recorded_again(work, peers, fak
     time.sleep(0.5)
     assert [r["id"] for r in records(d.spool)] == [rec["id"]]
     d.stop()
+
+
+def test_stage_left_by_a_dead_daemon_is_swept(work, peers):
+    """A daemon killed while publishing a crash leaves crashes/.new-<id>/ (a
+    hidden stage, never visible as a crash); the next daemon removes it."""
+    a = peers.add("a", os.path.join(work, "a.qmp"))
+    spool = os.path.join(work, "spool")
+    stage = os.path.join(spool, "crashes", ".new-20260101T000000.000000Z-a")
+    os.makedirs(stage)
+    with open(os.path.join(stage, "record.json"), "w") as f:
+        f.write('{"format": 1, "id": "20260101T')   # torn by the kill
+    with open(os.path.join(stage, ".record.json.tmp"), "w") as f:
+        f.write("{")
+    d = Daemon(work, [f"a,qmp={a.path},snapshot=never"], spool=spool).start()
+    try:
+        peers.wait_attached()
+        wait_until(lambda: not os.path.exists(stage), "the stage swept", 10)
+        assert temp_files(spool) == [] and records(spool) == []
+    finally:
+        d.stop()

@@ -778,7 +778,56 @@ static void test_config_options(void **state)
 	assert_int_equal(cfg_set_option(&cfg, "api-mode", "0668", err, sizeof(err)), -EINVAL);
 	assert_int_equal(cfg_set_option(&cfg, "api-mode", "01777", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "octal mode from 0600 to 0777"));
+	/* The TCP listener and its token file. */
+	assert_string_equal(cfg.listen, "");
+	assert_int_equal(cfg_set_option(&cfg, "listen", "127.0.0.1:9877", err, sizeof(err)), 0);
+	assert_string_equal(cfg.listen, "127.0.0.1:9877");
+	assert_int_equal(cfg_set_option(&cfg, "listen", "off", err, sizeof(err)), 0);
+	assert_string_equal(cfg.listen, "");
+	assert_int_equal(cfg_set_option(&cfg, "listen", "9877", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "listen must be ADDR:PORT"));
+	assert_int_equal(cfg_set_option(&cfg, "api-token-file", "/etc/pb/token", err,
+					 sizeof(err)), 0);
+	assert_string_equal(cfg.api_token_file, "/etc/pb/token");
+	assert_int_equal(cfg_set_option(&cfg, "api-token-file", "token", err, sizeof(err)),
+			 -EINVAL);
 	cfg_free(&cfg);
+}
+
+/* The TCP listener: made with a token and a numeric address, or not at all. */
+static void test_tcp_listener(void **state)
+{
+	struct api_config cfg = { .socket_path = sock_path, .listen = "127.0.0.1:0",
+				  .token = "0123456789abcdef" };
+	const char *addr;
+	struct api *a = NULL;
+	char err[256] = "";
+
+	(void)state;
+	/* The fixture's API holds the socket path: this one gets its own. */
+	snprintf(sock_path, sizeof(sock_path), "%s/run/api2.sock", scratch_dir);
+	assert_int_equal(api_new(event, spool, &cfg, &fake_ops, &fake, &a, err, sizeof(err)), 0);
+	addr = api_listen_address(a);
+	assert_non_null(addr);
+	assert_int_equal(strncmp(addr, "127.0.0.1:", 10), 0);
+	assert_string_not_equal(addr, "127.0.0.1:0");
+	api_free(a);
+	a = NULL;
+	cfg.token = NULL;
+	assert_int_equal(api_new(event, spool, &cfg, &fake_ops, &fake, &a, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "needs a bearer token"));
+	cfg.token = "0123456789abcdef";
+	cfg.listen = "localhost:80";
+	assert_int_equal(api_new(event, spool, &cfg, &fake_ops, &fake, &a, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "not a numeric IPv4 address"));
+	cfg.listen = "[::1:80";
+	assert_int_equal(api_new(event, spool, &cfg, &fake_ops, &fake, &a, err, sizeof(err)),
+			 -EINVAL);
+	assert_null(a);
+	/* Without a listener there is no address. */
+	assert_null(api_listen_address(api));
 }
 
 int main(void)
@@ -797,6 +846,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_added_routes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode_group_and_stale, setup, teardown),
 		cmocka_unit_test(test_config_options),
+		cmocka_unit_test_setup_teardown(test_tcp_listener, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -334,6 +334,16 @@ static void test_daemon_series(void **state)
 				    .rtt_us = 180, .tier_us = 900 });
 	emit(d, (struct obs_event){ .type = OBS_UNLOAD, .vm = "web2", .unload_acked = false,
 				    .tier_us = 0 });
+	/* A crash resumed from the spool (never opened here) was counted before. */
+	{
+		struct crash *c3 = crash_with("C0-resumed", "77777777");
+
+		emit(d, (struct obs_event){ .type = OBS_RECORD_WRITE, .vm = "web1", .crash = c3,
+					    .saved = true });
+		emit(d, (struct obs_event){ .type = OBS_CRASH_CLOSED, .vm = "web1", .crash = c3,
+					    .outcome = "applied" });
+		crash_drop(c3);
+	}
 	/* The count is the VM's running total. */
 	emit(d, (struct obs_event){ .type = OBS_MALFORMED, .vm = "web2", .count = 3 });
 	emit(d, (struct obs_event){ .type = OBS_MALFORMED, .vm = "web2", .count = 5 });
@@ -356,7 +366,8 @@ static void test_daemon_series(void **state)
 	assert_true(sample(text, "panicbroker_vm_crashes_total{vm=\"web2\",event=\"PANIC_RECORD\"}") == 0);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"none\"}") == 1);
 	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"4f2a9c01\"}") == 1);
-	assert_true(sample(text, "panicbroker_crashes_closed_total{outcome=\"applied\"}") == 1);
+	assert_true(sample(text, "panicbroker_crash_buckets_total{bucket=\"77777777\"}") == -1);
+	assert_true(sample(text, "panicbroker_crashes_closed_total{outcome=\"applied\"}") == 2);
 	assert_true(sample(text, "panicbroker_crashes_closed_total{outcome=\"not-needed\"}") == 1);
 	assert_true(sample(text, "panicbroker_crashes_closed_total{outcome=\"other\"}") == 1);
 	assert_true(sample(text, "panicbroker_kdump_outcomes_total{outcome=\"done\"}") == 1);
@@ -373,9 +384,9 @@ static void test_daemon_series(void **state)
 	assert_true(sample(text, "panicbroker_unload_round_trip_seconds_count") == 1);
 	assert_true(sample(text, "panicbroker_unload_tier_seconds_count") == 1);
 	assert_true(sample(text, "panicbroker_guest_malformed_total") == 6);
-	assert_true(sample(text, "panicbroker_record_writes_total{result=\"saved\"}") == 1);
+	assert_true(sample(text, "panicbroker_record_writes_total{result=\"saved\"}") == 2);
 	assert_true(sample(text, "panicbroker_record_writes_total{result=\"failed\"}") == 1);
-	assert_true(sample(text, "panicbroker_record_write_duration_seconds_count") == 2);
+	assert_true(sample(text, "panicbroker_record_write_duration_seconds_count") == 3);
 	assert_true(sample(text, "panicbroker_metrics_updates_dropped_total") == 0);
 	free(text);
 
