@@ -29,6 +29,9 @@
 #define BQ_STABLE_SESSION_USEC (10 * USEC_PER_SEC)
 /* After system_reset: how long to wait for QEMU's RESET event. */
 #define BQ_RESET_WAIT_USEC (5 * USEC_PER_SEC)
+/* cont refused while a dump runs (one a daemon killed mid-snapshot started):
+ * tried again every second, for as long as a dump may take. */
+#define BQ_CONT_RETRY_USEC USEC_PER_SEC
 #define BQ_EVENTS_PER_SEC 100
 #define BQ_DUMP_POLL_USEC USEC_PER_SEC
 #define BQ_DUMP_TIMEOUT_USEC (30 * 60 * USEC_PER_SEC)
@@ -69,6 +72,7 @@ struct bq_op {
 	bool need_cont;              /* the VM was not running before */
 	bool reset_seen;
 	bool reset_timed_out;
+	uint64_t cont_since_usec;    /* CLOCK_MONOTONIC: the first cont refused for a dump */
 	/* dump */
 	int fd;                      /* the caller's, borrowed */
 	char format[CFG_FORMAT_MAX];

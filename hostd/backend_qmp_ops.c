@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend_qmp.h"
+#include "evutil.h"
 
 static struct bq *bq_from(struct backend *b)
 {
@@ -117,6 +118,43 @@ int bq_memory_size(struct backend *b, be_size_fn done, void *ud)
 
 /* ---- reset: query-status, system_reset, its RESET event, cont if it was not running ---- */
 
+static void bq_on_reset_cont(struct qmp *q, const struct qmp_msg *reply, void *ud);
+
+static int bq_on_cont_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct bq *bq = ud;
+	int r;
+
+	(void)s;
+	(void)usec;
+	if (bq->op.kind != BQ_OP_RESET || bq->op.step != BQ_STEP_CONT)
+		return 0;
+	bq->op.timer = sd_event_source_disable_unref(bq->op.timer);
+	r = bq_op_send(bq, "cont", NULL, bq_on_reset_cont);
+	if (r < 0)
+		bq_op_finish(bq, r, 0, "cannot send cont now: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * QEMU refuses cont while a dump runs ("There is a dump in process"): a
+ * daemon killed during a snapshot leaves QEMU's dump going. The guest is
+ * resumed once it is over, not left paused for good.
+ */
+static bool bq_cont_wait_dump(struct bq *bq, const struct qmp_msg *reply)
+{
+	uint64_t now = ev_now_usec(bq->event);
+
+	if (!reply->error_desc || !strstr(reply->error_desc, "dump in process"))
+		return false;
+	if (!bq->op.cont_since_usec)
+		bq->op.cont_since_usec = now;
+	if (now - bq->op.cont_since_usec > BQ_DUMP_TIMEOUT_USEC)
+		return false;
+	return sd_event_add_time_relative(bq->event, &bq->op.timer, CLOCK_MONOTONIC,
+					  BQ_CONT_RETRY_USEC, 0, bq_on_cont_retry, bq) >= 0;
+}
+
 static void bq_on_reset_cont(struct qmp *q, const struct qmp_msg *reply, void *ud)
 {
 	struct bq *bq = ud;
@@ -125,7 +163,8 @@ static void bq_on_reset_cont(struct qmp *q, const struct qmp_msg *reply, void *u
 	if (!bq_op_reply(bq, BQ_OP_RESET) || bq->op.step != BQ_STEP_CONT)
 		return;
 	if (reply->type == QMP_MSG_ERROR) {
-		bq_op_refused(bq, "cont", reply);
+		if (!bq_cont_wait_dump(bq, reply))
+			bq_op_refused(bq, "cont", reply);
 		return;
 	}
 	bq_op_finish(bq, 0, 0, "system_reset and cont: the guest boots again%s",

@@ -5,15 +5,16 @@
 
 .PHONY: reliability check-reliability bench-scale
 
-# make check: the fault cases and a short kill -9 campaign (PB_KILLS kills,
-# 20 by default: about two minutes). PB_SEED=N repeats a campaign.
+# make check: the fault cases, a short kill -9 campaign (PB_KILLS kills,
+# 20 by default) and PB_QEMU_KILLS (3) with a real guest: a few minutes.
+# PB_SEED=N repeats a campaign.
 PB_KILLS ?= 20
-reliability: userspace asan
+reliability: userspace asan guests
 	PB_BUILD=$(abspath $(BUILD)) PB_KILLS=$(PB_KILLS) $(PYTHON) -m pytest -v tests/reliability
 check: reliability
 
 # The full campaign: 100 kills, then the fault cases.
-check-reliability: userspace asan
+check-reliability: userspace asan guests
 	PB_BUILD=$(abspath $(BUILD)) PB_KILLS=100 $(PYTHON) -m pytest -v -s tests/reliability
 
 # One daemon (the plain build), 1,000 fake VMs, every figure of issue 12 item 1

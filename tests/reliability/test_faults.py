@@ -257,3 +257,26 @@ def test_stage_left_by_a_dead_daemon_is_swept(work, peers):
         assert temp_files(spool) == [] and records(spool) == []
     finally:
         d.stop()
+
+
+def test_killed_during_a_snapshot_the_guest_still_resumes(work, peers):
+    """QEMU's dump goes on when the daemon that asked for it dies, and QEMU
+    refuses cont until it is over: the restarted daemon's final action waits
+    for it rather than leaving the guest paused for good."""
+    a = peers.add("a", os.path.join(work, "a.qmp"), dump_seconds=4)
+    specs = [f"a,qmp={a.path},snapshot=always,final_action=restart"]
+    d = Daemon(work, specs).start()
+    peers.wait_attached()
+    a.emit("GUEST_PANICKED", {"action": "pause"})
+    wait_until(lambda: "dump-guest-memory" in a.commands, "the dump started", 15)
+    time.sleep(0.5)
+    d.kill()
+    d = Daemon(work, specs).start()
+    try:
+        rec = d.wait_record(lambda r: r["state"] == "closed", 30, "the crash closed")
+        assert rec["final_action_result"]["outcome"] == "applied", rec["final_action_result"]
+        assert rec["snapshot"]["state"] == "failed" and rec["snapshot"]["reason"]
+        assert a.status == "running"
+        assert temp_files(d.spool) == []
+    finally:
+        d.stop()

@@ -7,15 +7,17 @@ the scale benchmark (tests/bench/scale-bench.py), where a thread per peer
 
 The model, per VM (what panicbrokerd relies on):
   status      "running"; GUEST_PANICKED with action pause makes it
-              "guest-panicked"; stop: running -> paused; cont: paused ->
-              running (refused while guest-panicked, as QEMU does);
-              system_reset -> running, then a RESET event; quit -> the
+              "guest-panicked"; stop: running -> paused; cont: paused or
+              prelaunch -> running (refused while guest-panicked, as QEMU
+              does); system_reset, then a RESET event: guest-panicked ->
+              prelaunch, paused stays, running stays; quit -> the
               connection closes, status "shutdown".
   dumps       query-dump-guest-memory-capability offers kdump-zlib and elf;
               getfd takes the descriptor passed with SCM_RIGHTS;
               dump-guest-memory writes a small synthetic flattened kdump
               (tests/tools/make-test-dump.py) into it over dump_seconds,
-              answering query-dump with progress, then DUMP_COMPLETED.
+              answering query-dump with progress, then DUMP_COMPLETED;
+              cont is refused while a dump runs, as QEMU does.
   latency     every reply is delayed by a random 0..latency seconds.
 
     peers = FakePeers(); vm = peers.add("vm1", "/tmp/x/vm1.qmp"); ...
@@ -202,10 +204,16 @@ class FakeVM:
             if self.status == "guest-panicked":
                 await self._reply(cmd, error="Resetting the Virtual Machine is required")
                 return
+            if self._dump and self._dump["status"] == "active":
+                await self._reply(cmd, error="There is a dump in process, please wait.")
+                return
             self.status = "running"
             await self._reply(cmd)
         elif ex == "system_reset":
-            self.status = "running"
+            # A reset keeps a stopped VM stopped; a panicked one waits in
+            # prelaunch for cont, as QEMU's main loop leaves it.
+            self.status = {"guest-panicked": "prelaunch",
+                           "paused": "paused"}.get(self.status, "running")
             await self._reply(cmd)
             await self._send(_event("RESET", {"guest": False,
                                               "reason": "host-qmp-system-reset"}))
