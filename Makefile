@@ -26,7 +26,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # record (crash*.c, spool.c), the VM (the backend) and its snapshot.
 LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
                crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c crash_machine_kdump.c \
-               signature.c index.c
+               signature.c signature_text.c signature_reports.c index.c
 BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
 CHAN_SRCS   := chan.c chan_look.c chan_file.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_ops.c vm_save.c vm_chan.c supervisor.c \
@@ -125,7 +125,7 @@ $(BUILD)/pbfakeguest: tests/tools/pbfakeguest.c $(call objs,obj/protocol,$(PROTO
 # pbsig: a panic text's crash signature as JSON (tests/e2e/test_signature_live.py,
 # make capture-oopses).
 userspace: $(BUILD)/pbsig
-$(BUILD)/pbsig: tests/tools/pbsig.c $(call objs,obj,signature.c)
+$(BUILD)/pbsig: tests/tools/pbsig.c $(call objs,obj,signature.c signature_text.c signature_reports.c)
 	$(CC) $(PB_CFLAGS) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(PKG_LIBS)
 
 # Sanitized builds: the daemon the end-to-end tests run, and the unit tests.
@@ -179,12 +179,12 @@ $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c hostd/config.c hostd/util.c 
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_RECORD_SRCS := $(addprefix hostd/,util.c io.c log.c config.c spool.c crash.c crash_kdump.c \
-	crash_guest.c crash_snapshot.c signature.c index.c)
+	crash_guest.c crash_snapshot.c signature.c signature_text.c signature_reports.c index.c)
 $(BUILD)/fuzz/fuzz_record: tests/fuzz/fuzz_record.c $(FUZZ_RECORD_SRCS)
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/fuzz/fuzz_signature: tests/fuzz/fuzz_signature.c hostd/signature.c
+$(BUILD)/fuzz/fuzz_signature: tests/fuzz/fuzz_signature.c hostd/signature.c hostd/signature_text.c hostd/signature_reports.c
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
