@@ -17,8 +17,10 @@
 #define API_HTML_CSP "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'self'"
 /* The list's page numbers: far past 100,000 / 50. */
 #define API_HTML_PAGE_MAX 1000000
-/* Buckets sketched on the first page of the list. */
+/* The first page of the list sketches the buckets of the latest crashes:
+ * what crashes lately, at a bounded cost (/buckets counts them all). */
 #define API_HTML_TOP_BUCKETS 10
+#define API_HTML_SKETCH_CRASHES 1000
 
 struct api_html {
 	struct spool *spool;
@@ -84,18 +86,21 @@ static bool api_html_matches(const struct crash_summary *s, const struct html_li
 	       (!q->bucket || strcmp(s->bucket, q->bucket) == 0);
 }
 
-/* The first page's sketch of the buckets: the few seen last. */
+/* The first page's sketch of the buckets: those of the latest crashes. */
 static int api_html_top_buckets(struct api_html *ah, struct html *h)
 {
+	size_t n = index_count(ah->idx);
+	size_t from = n > API_HTML_SKETCH_CRASHES ? n - API_HTML_SKETCH_CRASHES : 0;
 	struct html_buckets bs;
 	int r = 0;
 
 	html_buckets_init(&bs);
-	for (size_t i = 0; i < index_count(ah->idx) && r == 0; i++)
+	for (size_t i = from; i < n && r == 0; i++)
 		r = html_buckets_add(&bs, index_at(ah->idx, i));
 	if (r == 0 && bs.n) {
 		html_buckets_sort(&bs);
-		html_raw(h, "<h2>Buckets seen last (<a href=\"/buckets\">all</a>)</h2>\n");
+		html_rawf(h, "<h2>Buckets of the latest %zu crashes (<a href=\"/buckets\">all buckets</a>)</h2>\n",
+			  n - from);
 		html_buckets_table(h, &bs, API_HTML_TOP_BUCKETS);
 	}
 	html_buckets_done(&bs);

@@ -288,7 +288,7 @@ def test_paging_and_buckets_over_a_spool(make_daemon, short_dir, tmp_path):
     assert_html(st, hd, p1)
     assert rows(p1) == newest[:50]
     assert '<span id="total">130</span> crashes' in p1 and "page 1 of 3" in p1
-    assert 'href="/?page=2"' in p1 and "Buckets seen last" in p1
+    assert 'href="/?page=2"' in p1 and "Buckets of the latest 130 crashes" in p1
     assert rows(get(api, "/?page=2")[2]) == newest[50:100]
     p3 = get(api, "/?page=3")[2]
     assert rows(p3) == newest[100:] and 'href="/?page=2"' in p3 and "older" not in p3

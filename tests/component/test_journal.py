@@ -37,7 +37,7 @@ def test_crash_detection_and_close_are_one_entry_each(journal, short_dir):
     if not os.access(FAKEGUEST, os.X_OK):
         pytest.fail("build/pbfakeguest is not built: run make")
     ids = message_ids()
-    q = FakeQMP(os.path.join(short_dir, "a.qmp"), "behaved")
+    q = FakeQMP(os.path.join(short_dir, "a.qmp"), "behaved", reset_on_system_reset=True)
     mbox = os.path.join(short_dir, "a.mbox")
     d = Daemon(short_dir, [f"a,qmp={q.path},mailbox={mbox},snapshot=never"])
     d.argv = journal.wrap(d.argv)
@@ -104,7 +104,7 @@ def test_crash_detection_and_close_are_one_entry_each(journal, short_dir):
 
 def test_a_failed_on_crash_exec_is_an_entry_too(journal, short_dir, tmp_path):
     ids = message_ids()
-    q = FakeQMP(os.path.join(short_dir, "a.qmp"), "behaved")
+    q = FakeQMP(os.path.join(short_dir, "a.qmp"), "behaved", reset_on_system_reset=True)
     prog = str(tmp_path / "missing-hook")
     d = Daemon(short_dir, [f"a,qmp={q.path},snapshot=never"], args=["--on-crash-exec", prog])
     d.argv = journal.wrap(d.argv)

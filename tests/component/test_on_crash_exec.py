@@ -18,7 +18,7 @@ def peer(short_dir):
     made = []
 
     def make(name):
-        f = FakeQMP(os.path.join(short_dir, f"{name}.qmp"), "behaved")
+        f = FakeQMP(os.path.join(short_dir, f"{name}.qmp"), "behaved", reset_on_system_reset=True)
         made.append(f)
         return f
 
