@@ -230,7 +230,8 @@ monitoring:
 	@command -v promtool >/dev/null || { echo "make monitoring: no promtool (apt install prometheus)"; exit 1; }
 	promtool check rules monitoring/panicbroker-rules.yml
 	promtool test rules monitoring/tests/*.yml
-	$(PYTHON) monitoring/check-dashboard.py monitoring/grafana-panicbroker.json 		monitoring/panicbroker-rules.yml monitoring/tests/*.yml
+	$(PYTHON) monitoring/check-dashboard.py monitoring/grafana-panicbroker.json \
+		monitoring/panicbroker-rules.yml monitoring/tests/*.yml
 check-fast: monitoring
 check: monitoring
 
