@@ -9,7 +9,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tests.lib import Guest, find_guests  # noqa: E402
-from tests.lib.daemon import Daemon  # noqa: E402
 
 SERIES = ("6.1", "6.12")
 
@@ -45,31 +44,6 @@ def make_guest(tmp_path, guest_dirs):
     yield make
     for g in made:
         g.stop()
-
-
-@pytest.fixture
-def make_daemon(tmp_path):
-    """make_daemon([vm specs], **Daemon kwargs) -> a started Daemon.
-
-    At teardown every daemon must exit cleanly on SIGTERM, with no
-    sanitizer report, unless the test already stopped or killed it.
-    """
-    made = []
-
-    def make(vms, **kw):
-        d = Daemon(str(tmp_path), vms, **kw)
-        made.append(d)
-        return d.start()
-
-    yield make
-    errors = []
-    for d in made:
-        try:
-            d.stop(check=True)
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
 
 
 @pytest.fixture

@@ -6,11 +6,8 @@ with its signature bucket, and promtool accepts the text. The API's crash
 listing over TCP needs the token."""
 
 import os
-import shutil
-import tempfile
 import time
 
-import pytest
 
 from tests.lib.prom import free_port, promtool_check, samples, tcp
 from tests.lib.wait import SCALE
@@ -18,13 +15,6 @@ from tests.lib.wait import SCALE
 RELOADED = r"panicbroker: mailbox: crash kernel loaded; opening a new session"
 ACCEPTED = r"panicbroker: mailbox: session ([0-9a-f]{16}) accepted by "
 TOKEN = "e2e-token-0123456789abcdef0123456789"
-
-
-@pytest.fixture
-def short_dir():
-    d = tempfile.mkdtemp(prefix="pbe", dir="/tmp")  # unix socket paths are short
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_live_panic_is_in_metrics_within_a_second(make_guest, make_daemon, tmp_path, short_dir):

@@ -9,7 +9,6 @@ records the daemon leaves in its spool (read through pbctl).
 
 import re
 
-import pytest
 
 from tests.lib.daemon import record_states
 

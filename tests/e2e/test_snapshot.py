@@ -3,7 +3,6 @@
 makedumpfile and crash read, on KASLR guests (the distro default), with the
 policy deciding when."""
 
-import glob
 import os
 import re
 import shutil
