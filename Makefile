@@ -210,8 +210,10 @@ guests: $(BUILD)/pbreport
 	tests/guest/build-guests.sh --out $(BUILD)/guest --pbreport $(BUILD)/pbreport
 
 # The daemon with fake peers (fake QMP monitors, fake guests): seconds, no QEMU.
+# Two at a time (pytest-xdist): each test has its own spool, sockets and peers.
+PYTEST_JOBS ?= 2
 component: userspace asan
-	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests/component
+	PB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v -n $(PYTEST_JOBS) tests/component
 
 # Real QEMU, real Debian kernels, the real module: minutes.
 e2e: userspace asan guests

@@ -15,7 +15,7 @@ build_pkgs=(
 test_pkgs=(
 	qemu-system-x86 qemu-utils
 	busybox-static kexec-tools cpio xz-utils zstd kmod
-	python3 python3-pytest
+	python3 python3-pytest python3-pytest-xdist
 	makedumpfile                    # panicbrokerd reads each snapshot back with it
 	chromium                        # the dashboard's pages in a headless browser (tests/component/test_dashboard.py)
 	prometheus                      # promtool: /metrics and monitoring/ rules (make monitoring)

@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 
+from tests.lib.wait import wait_until
+
 GREETING = {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0},
                                 "package": "fake"}, "capabilities": []}}
 
@@ -145,15 +147,13 @@ class FakeQMP:
             with self._lock:
                 self._conn = None
 
-    def wait_attached(self, timeout=10):
+    def wait_attached(self, timeout=15):
         """Waits until a client is attached and has asked query-status."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def attached():
             with self._lock:
-                if self._conn is not None and "query-status" in self.commands:
-                    return
-            time.sleep(0.02)
-        raise AssertionError(f"no QMP client attached to {self.path} within {timeout} s")
+                return self._conn is not None and "query-status" in self.commands
+
+        wait_until(attached, f"QMP client attached to {self.path}", timeout, interval=0.02)
 
     def emit(self, event, data=None):
         """Sends @event (behaved mode) to the attached client."""
