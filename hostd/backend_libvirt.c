@@ -155,6 +155,9 @@ static int lvb_on_attach_defer(sd_event_source *s, void *ud)
 
 void lvb_connected(struct lvb *b)
 {
+	/* A VM just added attaches from its start's defer, once. */
+	if (b->attached || b->attach_defer)
+		return;
 	lvb_attach(b);
 }
 
