@@ -35,7 +35,7 @@ PBCTL_SRCS  := pbctl.c
 # libvirt hosts (hostd/backend_libvirt.h): the connection and its domains,
 # libvirt's event loop on sd-event, the backend, the dump child, the
 # metadata; pbctl enable/disable edit domains through libvirt too.
-LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_dump.c \
+LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_call.c \
                 libvirt_meta.c libvirt_daemon.c
 DAEMON_SRCS += $(LIBVIRT_SRCS)
 PBCTL_SRCS  += pbctl_enable.c pbctl_hook.c libvirt_meta.c
