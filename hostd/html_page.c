@@ -11,13 +11,6 @@
 #include "html.h"
 #include "util.h"
 
-/* Timeline entries drawn on a crash's page; the rest are counted. */
-#define HTML_TIMELINE_MAX 256
-
-/* No script, no fetch of anything: a page that got markup past the
- * escaping still could not run it. */
-#define HTML_CSP "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'self'"
-
 static const char html_style[] =
 	"body{font:14px/1.4 system-ui,sans-serif;margin:0 1.5em 2em;color:#1b1f24;background:#fff}"
 	"nav{padding:.6em 0;border-bottom:1px solid #ccd;margin-bottom:1em}"
