@@ -24,7 +24,7 @@ static const char html_style[] =
 	"pre{background:#f6f8fa;border:1px solid #e4e6ea;padding:.6em;white-space:pre-wrap;"
 	"overflow-wrap:anywhere;max-height:40em;overflow:auto}"
 	"mark.guilty{background:#ffd33d;font-weight:700}"
-	".st{padding:0 .4em;border-radius:3px;background:#e4e6ea}"
+	".st{padding:0 .4em;border-radius:3px;background:#e4e6ea;white-space:nowrap}"
 	".st-closed,.st-done,.st-applied,.st-not-needed{background:#d1f0d9}"
 	".st-failed,.st-hung,.st-kdump_failed,.st-kdump_timeout,.st-refused{background:#ffd7d5}"
 	".st-running,.st-kdump_running,.st-snapshotting,.st-detected,.st-held,.st-starting{background:#fff1c2}"
