@@ -35,10 +35,10 @@ PBCTL_SRCS  := pbctl.c
 # libvirt hosts (hostd/backend_libvirt.h): the connection and its domains,
 # libvirt's event loop on sd-event, the backend, the dump child, the
 # metadata; pbctl enable/disable edit domains through libvirt too.
-LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_dump.c \
+LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_call.c \
                 libvirt_meta.c libvirt_daemon.c
 DAEMON_SRCS += $(LIBVIRT_SRCS)
-PBCTL_SRCS  += pbctl_enable.c libvirt_meta.c
+PBCTL_SRCS  += pbctl_enable.c pbctl_hook.c libvirt_meta.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
 API_SRCS    := api.c api_socket.c api_v1.c
 # Metrics (hostd/metrics.h) at GET /metrics (api_metrics.c); the TCP
@@ -105,7 +105,8 @@ $(BUILD)/panicbrokerd: $(call objs,obj,$(LIB_SRCS) $(DAEMON_SRCS)) \
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/pbctl $(BUILD)/asan/pbctl: PKG_LIBS += $(CURL_LIBS)
-$(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS))
+$(BUILD)/pbctl: $(call objs,obj,$(LIB_SRCS) $(PBCTL_SRCS)) \
+		$(call objs,obj/protocol,$(PROTO_SRCS))
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/pbvmcore: $(call objs,obj,util.c io.c vmcore.c vmcore_tool.c)
@@ -135,7 +136,8 @@ $(BUILD)/asan/panicbrokerd: $(call objs,asan,$(LIB_SRCS) $(DAEMON_SRCS)) \
 		$(call objs,asan/protocol,$(PROTO_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/asan/pbctl: $(call objs,asan,$(LIB_SRCS) $(PBCTL_SRCS))
+$(BUILD)/asan/pbctl: $(call objs,asan,$(LIB_SRCS) $(PBCTL_SRCS)) \
+		$(call objs,asan/protocol,$(PROTO_SRCS))
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/asan/test_%: $(BUILD)/asan/tests/test_%.o $(call objs,asan,$(LIB_SRCS)) \
@@ -151,6 +153,7 @@ $(BUILD)/asan/test_crash_exec: $(call objs,asan,job.c crash_exec.c)
 $(BUILD)/asan/test_metrics: $(call objs,asan,metrics.c metrics_daemon.c)
 $(BUILD)/asan/test_api_auth: $(call objs,asan,api_auth.c)
 $(BUILD)/asan/test_backend_qmp: $(call objs,asan,$(BACKEND_SRCS))
+$(BUILD)/asan/test_libvirt_meta: $(call objs,asan,libvirt_meta.c)
 
 unit: asan
 	@set -e; for t in $(UNIT_TESTS); do \
@@ -269,6 +272,7 @@ install: userspace
 	install -D -m 0644 docs/pbctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbctl.1
 	install -D -m 0644 docs/pbreport.1 $(DESTDIR)$(PREFIX)/share/man/man1/pbreport.1
 	install -D -m 0644 systemd/panicbrokerd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/panicbrokerd.service
+	install -D -m 0755 systemd/libvirt-hook $(DESTDIR)/etc/libvirt/hooks/qemu.d/panicbroker
 	install -D -m 0644 systemd/panicbroker.catalog $(DESTDIR)/usr/lib/systemd/catalog/panicbroker.catalog
 	install -D -m 0644 systemd/panicbrokerd.conf $(DESTDIR)/etc/panicbroker/panicbrokerd.conf.example
 

@@ -14,7 +14,6 @@
 #include "util.h"
 
 #define API_HTML_TYPE "text/html; charset=utf-8"
-#define API_HTML_CSP "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'self'"
 /* The list's page numbers: far past 100,000 / 50. */
 #define API_HTML_PAGE_MAX 1000000
 /* The first page of the list sketches the buckets of the latest crashes:
@@ -44,7 +43,7 @@ static int api_html_reply(struct api_response *resp, unsigned int status, struct
 		.body = body,
 		.body_len = len,
 		.header_name = "Content-Security-Policy",
-		.header_value = API_HTML_CSP,
+		.header_value = HTML_CSP,
 	};
 	return 0;
 }

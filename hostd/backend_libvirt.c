@@ -3,9 +3,9 @@
  * The libvirt backend of one domain (backend.h). Events come from the
  * host's connection (libvirt_host.c): STARTED attaches, STOPPED detaches,
  * CRASHED/PANICKED and CRASHED/CRASHLOADED are pvpanic, REBOOT is a reset.
- * Operations are libvirt calls on the loop, each answered through a defer
- * source (never from inside the call); the dump runs in a child
- * (libvirt_dump.c). The domain's panic action is its <on_crash>: with
+ * Operations are libvirt calls, each in a child with a connection of its
+ * own (libvirt_call.c), answered when the child ends (never from inside the
+ * call): a slow libvirtd or QEMU never stalls the loop. The domain's panic action is its <on_crash>: with
  * "preserve" a guest that panics without kdump is held, which the daemon
  * cannot set on a running domain without QMP passthrough, so it says so
  * once when it is anything else.
@@ -155,18 +155,16 @@ static int lvb_on_attach_defer(sd_event_source *s, void *ud)
 
 void lvb_connected(struct lvb *b)
 {
+	/* A VM just added attaches from its start's defer, once. */
+	if (b->attached || b->attach_defer)
+		return;
 	lvb_attach(b);
 }
 
-/* The operation in flight fails: its done comes later, from the loop. */
-static void lvb_op_finish(struct lvb *b, int error, const char *reason);
-
+/* The calls run in children with connections of their own: they end by
+ * themselves, each with its own answer. */
 void lvb_disconnected(struct lvb *b, const char *why)
 {
-	/* A poweroff that loses the connection has done its work (backend.h). */
-	if (b->busy && !b->op_defer)
-		lvb_op_finish(b, b->destroying ? 0 : -ECONNRESET, why);
-	b->destroying = false;
 	lvb_detach(b, why);
 }
 
@@ -180,16 +178,11 @@ void lvb_lifecycle(struct lvb *b, int event, int detail)
 			lvb_attach(b);
 		return;
 	case VIR_DOMAIN_EVENT_STOPPED:
-		if (b->destroying) {
-			/* Our poweroff: done when the domain is off. */
+		/* After our poweroff the guest did not shut down: we stopped it. */
+		if (b->destroying)
 			b->destroying = false;
-			if (b->busy && !b->op_defer)
-				lvb_op_finish(b, 0, NULL);
-		} else if (b->attached) {
+		else if (b->attached)
 			lvb_emit(b, &(struct be_event){ .type = BE_EV_SHUTDOWN });
-		}
-		if (b->busy && !b->op_defer)
-			lvb_op_finish(b, -ECONNRESET, "the domain stopped");
 		lvb_detach(b, "the domain stopped");
 		return;
 	case VIR_DOMAIN_EVENT_CRASHED:
@@ -219,208 +212,86 @@ void lvb_reboot(struct lvb *b)
 	lvb_emit(b, &(struct be_event){ .type = BE_EV_RESET, .guest = true });
 }
 
-/* ---- operations ---- */
+/* ---- operations: each a libvirt call in a child (libvirt_call.c) ---- */
 
-static int lvb_on_op_defer(sd_event_source *s, void *ud)
+void lvb_call_finished(struct lvb *b, int error, const char *reason, uint64_t value)
 {
-	struct lvb *b = ud;
 	be_done_fn done = b->done;
-	void *done_ud = b->done_ud;
-	char reason[sizeof(b->op_reason)];
-	int error = b->op_error;
+	be_size_fn size_done = b->size_done;
+	void *ud = b->done_ud;
 
-	(void)s;
-	b->op_defer = sd_event_source_disable_unref(b->op_defer);
-	snprintf(reason, sizeof(reason), "%s", b->op_reason);
 	b->busy = false;
 	b->done = NULL;
-	done(done_ud, error, error < 0 ? reason : NULL);
-	return 0;
+	b->size_done = NULL;
+	if (error < 0 && b->destroying)
+		b->destroying = false;
+	if (size_done)
+		size_done(ud, error, reason, error < 0 ? 0 : value);
+	else if (done)
+		done(ud, error, reason);
 }
 
-static void lvb_op_finish(struct lvb *b, int error, const char *reason)
+static int lvb_call(struct lvb *b, enum lv_call call, int fd, const char *format,
+		    be_done_fn done, be_size_fn size_done, void *ud)
 {
 	int r;
-
-	b->op_error = error;
-	snprintf(b->op_reason, sizeof(b->op_reason), "%s", reason ? reason : "");
-	r = sd_event_add_defer(b->event, &b->op_defer, lvb_on_op_defer, b);
-	if (r < 0) {
-		/* No way to answer later: answer now rather than never. */
-		log_error("domain %s: cannot schedule an operation's completion: %s", b->name,
-			  strerror(-r));
-		b->op_defer = NULL;
-		(void)lvb_on_op_defer(NULL, b);
-	}
-}
-
-static int lvb_op_begin(struct lvb *b, be_done_fn done, void *ud, virDomainPtr *ret_dom)
-{
-	int e;
 
 	if (b->busy)
 		return -EBUSY;
 	if (!b->attached)
 		return -ENOTCONN;
-	*ret_dom = lv_host_lookup(b->host, b->name, &e);
-	if (!*ret_dom)
-		return e;
+	r = lv_call_start(b, call, fd, format);
+	if (r < 0)
+		return r;
 	b->busy = true;
 	b->done = done;
+	b->size_done = size_done;
 	b->done_ud = ud;
 	return 0;
 }
 
-/* The call's outcome, answered later. */
-static int lvb_op_end(struct lvb *b, virDomainPtr dom, int rc)
-{
-	char reason[256] = "";
-	int error = 0;
-
-	if (rc < 0)
-		error = lv_last_error(reason, sizeof(reason));
-	virDomainFree(dom);
-	lvb_op_finish(b, error, reason);
-	return 0;
-}
-
-static int lvb_state(virDomainPtr dom, int *ret_reason)
-{
-	int state = 0, reason = 0;
-
-	if (virDomainGetState(dom, &state, &reason, 0) < 0)
-		return -1;
-	*ret_reason = reason;
-	return state;
-}
-
 static int lvb_pause(struct backend *be, be_done_fn done, void *ud)
 {
-	struct lvb *b = lvb_of(be);
-	virDomainPtr dom;
-	int r = lvb_op_begin(b, done, ud, &dom), reason = 0, state;
-
-	if (r < 0)
-		return r;
-	state = lvb_state(dom, &reason);
-	/* Held already: a crashed (preserved) domain's vCPUs are stopped. */
-	if (state == VIR_DOMAIN_PAUSED || state == VIR_DOMAIN_CRASHED)
-		return lvb_op_end(b, dom, 0);
-	return lvb_op_end(b, dom, virDomainSuspend(dom));
+	return lvb_call(lvb_of(be), LV_CALL_PAUSE, -1, NULL, done, NULL, ud);
 }
 
 static int lvb_resume(struct backend *be, be_done_fn done, void *ud)
 {
-	struct lvb *b = lvb_of(be);
-	virDomainPtr dom;
-	int r = lvb_op_begin(b, done, ud, &dom), reason = 0;
-
-	if (r < 0)
-		return r;
-	if (lvb_state(dom, &reason) == VIR_DOMAIN_RUNNING)
-		return lvb_op_end(b, dom, 0);
-	return lvb_op_end(b, dom, virDomainResume(dom));
+	return lvb_call(lvb_of(be), LV_CALL_RESUME, -1, NULL, done, NULL, ud);
 }
 
 static int lvb_reset(struct backend *be, be_done_fn done, void *ud)
 {
 	struct lvb *b = lvb_of(be);
-	virDomainPtr dom;
-	int r = lvb_op_begin(b, done, ud, &dom), reason = 0, state;
+	int r = lvb_call(b, LV_CALL_RESET, -1, NULL, done, NULL, ud);
 
-	if (r < 0)
-		return r;
-	b->own_resets++;
-	if (virDomainReset(dom, 0) < 0) {
-		b->own_resets--;
-		return lvb_op_end(b, dom, -1);
-	}
-	/* libvirt leaves a reset crashed domain paused: the guest boots again. */
-	state = lvb_state(dom, &reason);
-	if (state == VIR_DOMAIN_PAUSED || state == VIR_DOMAIN_CRASHED)
-		return lvb_op_end(b, dom, virDomainResume(dom));
-	return lvb_op_end(b, dom, 0);
+	/* Its REBOOT event is ours, not the guest's. */
+	if (r >= 0)
+		b->own_resets++;
+	return r;
 }
 
 static int lvb_poweroff(struct backend *be, be_done_fn done, void *ud)
 {
 	struct lvb *b = lvb_of(be);
-	virDomainPtr dom;
-	char reason[256];
-	int r = lvb_op_begin(b, done, ud, &dom);
+	int r = lvb_call(b, LV_CALL_POWEROFF, -1, NULL, done, NULL, ud);
 
-	if (r < 0)
-		return r;
-	b->destroying = true;
-	if (virDomainDestroy(dom) < 0) {
-		b->destroying = false;
-		return lvb_op_end(b, dom, -1);
-	}
-	virDomainFree(dom);
-	/* Done at its STOPPED event (already delivered, or still to come). */
-	if (b->busy && !b->op_defer && !b->attached)
-		lvb_op_finish(b, 0, NULL);
-	(void)reason;
-	return 0;
-}
-
-/* memory_size answers through a be_size_fn: carried in the done slot. */
-struct lvb_size {
-	be_size_fn fn;
-	void *ud;
-	uint64_t bytes;
-};
-
-static void lvb_on_size(void *ud, int error, const char *reason)
-{
-	struct lvb_size *sz = ud;
-	struct lvb_size copy = *sz;
-
-	free(sz);
-	copy.fn(copy.ud, error, reason, error < 0 ? 0 : copy.bytes);
+	/* Its STOPPED event is ours: no shutdown of the guest's. */
+	if (r >= 0)
+		b->destroying = true;
+	return r;
 }
 
 static int lvb_memory_size(struct backend *be, be_size_fn done, void *ud)
 {
-	struct lvb *b = lvb_of(be);
-	struct lvb_size *sz = calloc(1, sizeof(*sz));
-	virDomainInfo info;
-	virDomainPtr dom;
-	int r;
-
-	if (!sz)
-		return -ENOMEM;
-	sz->fn = done;
-	sz->ud = ud;
-	r = lvb_op_begin(b, lvb_on_size, sz, &dom);
-	if (r < 0) {
-		free(sz);
-		return r;
-	}
-	if (virDomainGetInfo(dom, &info) < 0)
-		return lvb_op_end(b, dom, -1);
-	sz->bytes = (uint64_t)info.maxMem * 1024;
-	return lvb_op_end(b, dom, 0);
+	return lvb_call(lvb_of(be), LV_CALL_MEMORY, -1, NULL, NULL, done, ud);
 }
 
 static int lvb_dump(struct backend *be, int fd, const char *format, be_progress_fn progress,
 		    be_done_fn done, void *ud)
 {
-	struct lvb *b = lvb_of(be);
-	int r;
-
 	(void)progress;
-	if (b->busy)
-		return -EBUSY;
-	if (!b->attached)
-		return -ENOTCONN;
-	r = lv_dump_start(b, fd, format, done, ud);
-	if (r < 0)
-		return r;
-	b->busy = true;
-	b->done = done;
-	b->done_ud = ud;
-	return 0;
+	return lvb_call(lvb_of(be), LV_CALL_DUMP, fd, format, done, NULL, ud);
 }
 
 static void lvb_cancel(struct backend *be)
@@ -429,10 +300,10 @@ static void lvb_cancel(struct backend *be)
 	virDomainPtr dom;
 	int e;
 
-	if (b->dump_job) {
-		job_cancel(b->dump_job);
-		b->dump_job = NULL;
-		/* The dump goes on in libvirtd otherwise, holding the domain's job. */
+	if (b->job) {
+		job_cancel(b->job);
+		b->job = NULL;
+		/* A dump goes on in libvirtd otherwise, holding the domain's job. */
 		dom = lv_host_lookup(b->host, b->name, &e);
 		if (dom) {
 			(void)virDomainAbortJob(dom);
@@ -440,11 +311,9 @@ static void lvb_cancel(struct backend *be)
 			virDomainFree(dom);
 		}
 	}
-	if (b->done == lvb_on_size)
-		free(b->done_ud);
-	b->op_defer = sd_event_source_disable_unref(b->op_defer);
 	b->busy = false;
 	b->done = NULL;
+	b->size_done = NULL;
 	b->destroying = false;
 }
 

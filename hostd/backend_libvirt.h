@@ -18,9 +18,11 @@
  *  - Before a supervised domain's QEMU is reported attached after a start,
  *    @ops->restarted is called (the mailbox file may be a new one).
  *  - A domain's VM gets backend_libvirt_ops (by its name): its events come
- *    from this connection; operations are libvirt calls. The dump runs in a
- *    child with a connection of its own (libvirt's dump call blocks for as
- *    long as the dump takes).
+ *    from this connection; its operations are libvirt calls, each in a
+ *    child with a connection of its own (libvirt's calls block: a destroy
+ *    for as long as QEMU takes to die, a dump for as long as the dump).
+ *    On the loop the host only lists, looks up and reads state and
+ *    metadata: answers libvirtd gives from memory.
  *  - One host per daemon (libvirt's event loop is per process).
  */
 #ifndef PB_BACKEND_LIBVIRT_H

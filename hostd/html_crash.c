@@ -13,6 +13,7 @@
 #include "html.h"
 #include "util.h"
 
+/* Timeline entries drawn on a crash's page; the rest are counted. */
 #define HTML_TIMELINE_MAX 256
 
 static json_object *html_get(json_object *o, const char *key)

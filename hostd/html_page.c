@@ -11,13 +11,6 @@
 #include "html.h"
 #include "util.h"
 
-/* Timeline entries drawn on a crash's page; the rest are counted. */
-#define HTML_TIMELINE_MAX 256
-
-/* No script, no fetch of anything: a page that got markup past the
- * escaping still could not run it. */
-#define HTML_CSP "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'self'"
-
 static const char html_style[] =
 	"body{font:14px/1.4 system-ui,sans-serif;margin:0 1.5em 2em;color:#1b1f24;background:#fff}"
 	"nav{padding:.6em 0;border-bottom:1px solid #ccd;margin-bottom:1em}"
@@ -31,7 +24,7 @@ static const char html_style[] =
 	"pre{background:#f6f8fa;border:1px solid #e4e6ea;padding:.6em;white-space:pre-wrap;"
 	"overflow-wrap:anywhere;max-height:40em;overflow:auto}"
 	"mark.guilty{background:#ffd33d;font-weight:700}"
-	".st{padding:0 .4em;border-radius:3px;background:#e4e6ea}"
+	".st{padding:0 .4em;border-radius:3px;background:#e4e6ea;white-space:nowrap}"
 	".st-closed,.st-done,.st-applied,.st-not-needed{background:#d1f0d9}"
 	".st-failed,.st-hung,.st-kdump_failed,.st-kdump_timeout,.st-refused{background:#ffd7d5}"
 	".st-running,.st-kdump_running,.st-snapshotting,.st-detected,.st-held,.st-starting{background:#fff1c2}"

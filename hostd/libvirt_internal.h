@@ -46,14 +46,12 @@ struct lvb {
 	void *ud;
 	bool attached;
 	sd_event_source *attach_defer;
-	/* The operation in flight. */
+	/* The operation in flight, in a child (libvirt_call.c). */
 	bool busy;
 	be_done_fn done;
+	be_size_fn size_done;
 	void *done_ud;
-	int op_error;
-	char op_reason[256];
-	sd_event_source *op_defer;
-	struct job *dump_job;
+	struct job *job;
 	bool destroying;               /* our poweroff: its STOPPED is ours */
 	unsigned int own_resets;       /* REBOOT events our resets will cause */
 };
@@ -73,7 +71,18 @@ void lvb_disconnected(struct lvb *b, const char *why);
 void lvb_lifecycle(struct lvb *b, int event, int detail);
 void lvb_reboot(struct lvb *b);
 
-/* libvirt_dump.c: the dump in a child with its own connection. */
-int lv_dump_start(struct lvb *b, int fd, const char *format, be_done_fn done, void *ud);
+/* libvirt_call.c: one libvirt call in a child with its own connection. */
+enum lv_call {
+	LV_CALL_PAUSE,
+	LV_CALL_RESUME,
+	LV_CALL_RESET,
+	LV_CALL_POWEROFF,
+	LV_CALL_MEMORY,
+	LV_CALL_DUMP,
+};
+
+/* Starts @call (b->job); its end comes to lvb_call_finished(). */
+int lv_call_start(struct lvb *b, enum lv_call call, int fd, const char *format);
+void lvb_call_finished(struct lvb *b, int error, const char *reason, uint64_t value);
 
 #endif

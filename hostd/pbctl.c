@@ -792,6 +792,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (strcmp(argv[0], "enable") == 0 || strcmp(argv[0], "disable") == 0)
 		return pbctl_libvirt(argc, argv);
+	if (strcmp(argv[0], "libvirt-hook") == 0)
+		return pbctl_libvirt_hook(argc, argv);
 	api_cmd = pbctl_api_command(argv[0]);
 	if (api_cmd) {
 		r = api_client_init(err, sizeof(err));

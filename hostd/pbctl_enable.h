@@ -5,5 +5,7 @@
 
 /* argv[0] is "enable" or "disable"; returns pbctl's exit status. */
 int pbctl_libvirt(int argc, char **argv);
+/* pbctl libvirt-hook DOMAIN OPERATION ...: libvirt's qemu hook (pbctl_hook.c); always 0. */
+int pbctl_libvirt_hook(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ build_pkgs=(
 	build-essential pkg-config
 	libjson-c-dev libsystemd-dev libcmocka-dev
 	libmicrohttpd-dev libcurl4-openssl-dev  # the local API: daemon side, pbctl side
+	libvirt-dev libxml2-dev          # libvirt hosts: the backend, pbctl enable
 	clang llvm                      # sanitizer and fuzzer builds
 )
 test_pkgs=(
@@ -17,6 +18,9 @@ test_pkgs=(
 	busybox-static kexec-tools cpio xz-utils zstd kmod
 	python3 python3-pytest python3-pytest-xdist
 	makedumpfile                    # panicbrokerd reads each snapshot back with it
+	# libvirt hosts (tests/e2e/test_libvirt.py): libvirtd and virtlogd started by
+	# hand; not libvirt-daemon-system, whose services want systemd
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	chromium                        # the dashboard's pages in a headless browser (tests/component/test_dashboard.py)
 	prometheus                      # promtool: /metrics and monitoring/ rules (make monitoring)
 	# guest kernels: the 6.1 series (bookworm's default) and the 6.12 series,
