@@ -7,7 +7,9 @@ One story per test, the domains of a test run side by side (TCG is slow:
 each boot is a minute on a busy host):
   - metadata: a domain without it is untouched, malformed metadata is
     logged and the defaults used, undefine drops the VM, pbctl enable
-    --dry-run changes nothing, enable then disable gives the XML back;
+    --dry-run changes nothing, enable supervises at once with its policy (a
+    panic without kdump, no snapshot, powered off by libvirt), disable gives
+    the XML back;
   - the story: B (6.12, no kdump) enabled, started by libvirt with the
     daemon down (the hook formats its mailbox), panics and sits crashed;
     the daemon started then records it, snapshots it (read back with
@@ -27,7 +29,7 @@ import time
 
 import pytest
 
-from tests.lib.daemon import BUILD, Daemon, pbctl_binary
+from tests.lib.daemon import Daemon, pbctl_binary
 from tests.lib.libvirtd import Libvirtd, LibvirtGuest, available, virsh
 from tests.lib.wait import wait_until
 
@@ -57,11 +59,9 @@ def domains(libvirtd):
 
 
 @pytest.fixture
-def daemon(tmp_path, monkeypatch):
-    """The plain build (libvirt's own allocations at exit are not ours to
-    chase under LeakSanitizer), with its API on a socket of its own."""
-    monkeypatch.setenv("PB_DAEMON", os.environ.get("PB_LIBVIRT_DAEMON",
-                                                   os.path.join(BUILD, "panicbrokerd")))
+def daemon(tmp_path):
+    """The daemon (the sanitized build when there is one: Daemon.stop()
+    checks its log), with its API on a socket of its own."""
     made = []
 
     def make():
@@ -88,7 +88,7 @@ def status(tmp_path):
 
 
 def test_metadata_decides_supervision(libvirtd, domains, daemon, guest_dirs, tmp_path):
-    domains("pbt-plain", guest_dirs["6.1"]).define()
+    plain = domains("pbt-plain", guest_dirs["6.1"], cmdline=["pbtest.kdump=0"]).define()
     bad = domains("pbt-bad", guest_dirs["6.1"],
                   metadata=f"<pb:panicbroker xmlns:pb='{META_NS}' final_action='bogus'/>")
     d = daemon()
@@ -115,6 +115,19 @@ def test_metadata_decides_supervision(libvirtd, domains, daemon, guest_dirs, tmp
     p = pbctl("enable", "pbt-plain", "final_action=poweroff")
     assert "applies when the domain next starts" in p.stdout
     d.wait_log(r"VM pbt-plain: supervised \(libvirt, mailbox=/dev/shm/panicbroker-pbt-plain\)")
+
+    # its policy holds: a panic without kdump, no snapshot, powered off by libvirt
+    pbctl("enable", "pbt-plain", "final_action=poweroff", "snapshot=never")
+    plain.start()
+    plain.wait_console(r"^PBTEST: ready$", 240)
+    plain.send("panic")
+    rec = d.wait_record(lambda r: r["vm"] == "pbt-plain" and r["state"] == "closed", 240,
+                        "pbt-plain's crash closed")
+    assert rec["event"] == "GUEST_PANICKED" and "snapshot" not in rec
+    assert rec["final_action_result"]["action"] == "poweroff"
+    assert rec["final_action_result"]["outcome"] == "applied", rec["final_action_result"]
+    wait_until(lambda: plain.state() == "shut off (destroyed)", "pbt-plain shut off", 60)
+
     p = pbctl("disable", "pbt-plain")
     assert "removed panicbroker's <metadata>" in p.stdout
     d.wait_log(r"VM pbt-plain: no longer supervised \(its panicbroker metadata was removed\)")
