@@ -614,7 +614,7 @@ int api_new(sd_event *e, struct spool *spool, const struct api_config *cfg,
 		if (r < 0)
 			goto fail;
 	}
-	r = api_v1_new(a, spool, ops, ud, &a->v1);
+	r = api_v1_new(a, spool, cfg->index, ops, ud, &a->v1);
 	if (r < 0) {
 		r = err_set(err, errlen, r, "cannot add the API's routes: %s", strerror(-r));
 		goto fail;

@@ -82,6 +82,9 @@ struct api_config {
 	const char *listen;
 	/* With listen: the bearer token TCP requests carry (api_token_load()). */
 	const char *token;
+	/* Optional: the spool's index; /v1/crashes lists from it instead of
+	 * reading records (index.h). It must outlive the api. */
+	const struct index *index;
 	/* Optional: libmicrohttpd's messages (never called otherwise). */
 	void (*log)(void *log_ud, const char *fmt, va_list ap);
 	void *log_ud;
@@ -184,7 +187,9 @@ int api_metrics_add(struct api *a, struct metrics_daemon *d);
 
 /* -- the /v1 routes (api_v1.c): api_new() adds them, api_free() frees them -- */
 struct api_v1;
-int api_v1_new(struct api *a, struct spool *spool, const struct api_ops *ops,
+struct index;
+int api_v1_new(struct api *a, struct spool *spool, const struct index *index,
+	       const struct api_ops *ops,
 	       void *ud, struct api_v1 **ret);
 void api_v1_free(struct api_v1 *v);
 

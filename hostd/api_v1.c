@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "index.h"
 #include "common.h"
 #include "spool.h"
 #include "util.h"
@@ -20,6 +21,7 @@
 
 struct api_v1 {
 	struct spool *spool;
+	const struct index *index;
 	const struct api_ops *ops;
 	void *ud;
 };
@@ -327,6 +329,58 @@ static uint64_t api_now_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* A summary from the index: the same object as api_crash_summary()'s. */
+static json_object *api_index_summary(const struct crash_summary *cs)
+{
+	json_object *s = json_object_new_object();
+	char when[TS_RFC3339_MAX];
+
+	if (!s)
+		return NULL;
+	if (ts_format_rfc3339(cs->detected_usec, when, sizeof(when)) < 0)
+		when[0] = '\0';
+	if (api_summary_add(s, "id", cs->id) < 0 || api_summary_add(s, "vm", cs->vm) < 0 ||
+	    api_summary_add(s, "event", cs->event) < 0 ||
+	    api_summary_add(s, "detected_at", when[0] ? when : NULL) < 0 ||
+	    api_summary_add(s, "state", crash_state_to_string(cs->state)) < 0 ||
+	    api_summary_add(s, "final_action_outcome", cs->outcome[0] ? cs->outcome : NULL) < 0 ||
+	    api_summary_add(s, "kdump_state", cs->kdump[0] ? cs->kdump : NULL) < 0 ||
+	    api_summary_add(s, "snapshot_state", cs->snapshot[0] ? cs->snapshot : NULL) < 0) {
+		json_object_put(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* The listing from the index: no record read, whatever the spool's size. */
+static int api_v1_crashes_from_index(const struct api_v1 *v, const struct api_crash_filter *f,
+				     struct api_response *resp)
+{
+	json_object *arr = json_object_new_array();
+	size_t n_out = 0;
+
+	if (!arr)
+		return -ENOMEM;
+	for (size_t i = index_count(v->index); i-- > 0 && n_out < f->limit;) {
+		const struct crash_summary *cs = index_at(v->index, i);
+		json_object *s;
+
+		if (f->since_basic[0] && strncmp(cs->id, f->since_basic, API_ID_TS_LEN) < 0)
+			break;
+		if ((f->vm && strcmp(cs->vm, f->vm) != 0) ||
+		    !api_crash_state_matches(crash_state_to_string(cs->state), f))
+			continue;
+		s = api_index_summary(cs);
+		if (!s || json_object_array_add(arr, s) < 0) {
+			json_object_put(s);
+			json_object_put(arr);
+			return -ENOMEM;
+		}
+		n_out++;
+	}
+	return api_reply_json(resp, 200, arr);
+}
+
 static int api_v1_crashes_get(const struct api_request *rq, struct api_response *resp,
 			      void *userdata)
 {
@@ -342,6 +396,8 @@ static int api_v1_crashes_get(const struct api_request *rq, struct api_response 
 	r = api_crash_filter_parse(rq, &f, resp);
 	if (r < 0)
 		return r == -EINVAL ? 0 : r;
+	if (v->index)
+		return api_v1_crashes_from_index(v, &f, resp);
 	r = spool_list(v->spool, &ids, &n_ids);
 	if (r < 0)
 		return api_reply_error(resp, 500, "cannot list the spool: %s", strerror(-r));
@@ -421,7 +477,8 @@ static int api_v1_crash_get(const struct api_request *rq, struct api_response *r
 
 /* -- the table -- */
 
-int api_v1_new(struct api *a, struct spool *spool, const struct api_ops *ops,
+int api_v1_new(struct api *a, struct spool *spool, const struct index *index,
+	       const struct api_ops *ops,
 	       void *ud, struct api_v1 **ret)
 {
 	struct api_v1 *v = calloc(1, sizeof(*v));
@@ -429,7 +486,7 @@ int api_v1_new(struct api *a, struct spool *spool, const struct api_ops *ops,
 
 	if (!v)
 		return -ENOMEM;
-	*v = (struct api_v1){ .spool = spool, .ops = ops, .ud = ud };
+	*v = (struct api_v1){ .spool = spool, .index = index, .ops = ops, .ud = ud };
 	if (ops && ops->vms_list)
 		r = api_add_route(a, "GET", "/v1/vms", api_v1_vms_get, v);
 	if (r == 0 && ops && ops->vm_add)

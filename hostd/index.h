@@ -4,7 +4,7 @@
  * the API's listings, the dashboard and the metrics never read 100,000
  * records. The records stay the truth; the index is a cache of them.
  *
- *   SPOOL/index.jsonl   one summary per line, appended after every save;
+ *   SPOOL/index.tsv     one summary per line, appended after every save;
  *                       the last line of an id wins; rewritten (write,
  *                       fsync, rename) at start when it holds more stale
  *                       lines than live ones

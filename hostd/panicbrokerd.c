@@ -479,6 +479,7 @@ static int daemon_start_api(sd_event *event, struct spool *spool,
 		.socket_mode = (mode_t)cfg->api_mode,
 		.group = cfg->api_group,
 		.listen = cfg->listen,
+		.index = d->index,
 	};
 	_cleanup_free_ char *token = NULL;
 	char err[256] = "";

@@ -3,7 +3,7 @@
 """Local API benchmark (`make bench-api`): the API's latency for /v1/crashes
 and the dashboard (/, a deep page, /buckets, a crash's page) with 100,000
 closed records in the spool, beside the time the daemon takes to start on
-that spool, cold (no index.jsonl: every record read) and warm (the index
+that spool, cold (no index.tsv: every record read) and warm (the index
 file there), and the machine's load.
 
     tests/bench/api-bench.py [--records 100000] [--requests 200] [--dir DIR]
@@ -137,7 +137,7 @@ def main():
     d = Daemon(exe, spool, api, log)
 
     # Cold: no index file, every record read (and the index written).
-    for name in ("index.jsonl", ".index.jsonl.tmp"):
+    for name in ("index.tsv", ".index.tsv.tmp"):
         if os.path.exists(os.path.join(spool, name)):
             os.unlink(os.path.join(spool, name))
     starts = {"start, cold": d.start()}
@@ -197,7 +197,7 @@ def main():
         ms = starts[k] * 1000
         print(f"{k:<16} {ms:8.0f} {'':>8} {'':>8} {'<' + str(TARGETS[k]):>8} {'':>9}  "
               f"{'ok' if ms <= TARGETS[k] else 'MISSED'}")
-    print("start: exec to the API's first answer (warm: median of 3); cold = no index.jsonl, "
+    print("start: exec to the API's first answer (warm: median of 3); cold = no index.tsv, "
           "every record read")
     if index_lines:
         print(f"the daemon, cold: {index_lines[0]}")

@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_object_put(rec);
 	}
 	/* The same bytes as the index file: a cache it must survive. */
-	snprintf(path, sizeof(path), "%s/index.jsonl", fuzz_dir);
+	snprintf(path, sizeof(path), "%s/index.tsv", fuzz_dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
 	if (fd >= 0) {
 		if (write(fd, data, size) == (ssize_t)size && index_open(fuzz_spool, &x, err, sizeof(err)) == 0)

@@ -56,7 +56,7 @@ static void append(const char *line)
 	char path[256];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/index.jsonl", scratch_dir);
+	snprintf(path, sizeof(path), "%s/index.tsv", scratch_dir);
 	fd = open(path, O_WRONLY | O_APPEND);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
