@@ -17,7 +17,7 @@
 #include "util.h"
 
 #define CFG_DEFAULT_SPOOL "/var/lib/panicbroker"
-#define CFG_MAX_VMS 512
+#define CFG_MAX_VMS 4096
 #define CFG_ERR_MAX 256
 #define CFG_QMP_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define CFG_DEFAULT_KDUMP_TIMEOUT_SEC 600

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -243,6 +244,23 @@ static void daemon_print_config(const struct config *cfg)
 		printf("\n");
 	}
 	printf("configuration OK\n");
+}
+
+/*
+ * A VM costs a few descriptors (its QMP socket, its mailbox, timers): a
+ * thousand VMs need more than the usual soft limit of 1024. The hard limit
+ * is the administrator's; the soft one is raised to it.
+ */
+static void daemon_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the open files limit to %llu: %s; fewer VMs fit",
+			 (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
 /* The daemon's state that its signal and API callbacks reach. */
@@ -564,6 +582,7 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	log_setup("panicbrokerd", cfg.log_level);
+	daemon_raise_nofile();
 	snapshot_set_max_concurrent(cfg.max_dumps);
 
 	r = spool_open(cfg.spool, true, &spool, err, sizeof(err));
