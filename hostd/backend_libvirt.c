@@ -178,10 +178,14 @@ void lvb_lifecycle(struct lvb *b, int event, int detail)
 			lvb_attach(b);
 		return;
 	case VIR_DOMAIN_EVENT_STOPPED:
-		/* After our poweroff the guest did not shut down: we stopped it. */
+		/* After our poweroff the guest did not shut down: we stopped it. A
+		 * domain migrated away or saved runs on elsewhere or later: it is
+		 * only detached here. */
 		if (b->destroying)
 			b->destroying = false;
-		else if (b->attached)
+		else if (b->attached && detail != VIR_DOMAIN_EVENT_STOPPED_MIGRATED &&
+			 detail != VIR_DOMAIN_EVENT_STOPPED_SAVED &&
+			 detail != VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT)
 			lvb_emit(b, &(struct be_event){ .type = BE_EV_SHUTDOWN });
 		lvb_detach(b, "the domain stopped");
 		return;

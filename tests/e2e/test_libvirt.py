@@ -135,6 +135,17 @@ def test_metadata_decides_supervision(libvirtd, domains, daemon, guest_dirs, tmp
     for elem in ("<panic", "<shmem", "vmcoreinfo", "preserve", "panicbroker"):
         assert elem not in after, elem
 
+    # libvirt-unmarked observe: every domain, the unmarked with the defaults
+    obs = Daemon(str(tmp_path / "observe"), [], args=["--libvirt", "--libvirt-unmarked",
+                                                       "observe"])
+    os.makedirs(obs.workdir, exist_ok=True)
+    obs.start()
+    try:
+        obs.wait_log(r"VM pbt-plain: supervised \(libvirt\)")
+        obs.wait_log(r"VM pbt-bad: supervised \(libvirt\)")
+    finally:
+        obs.stop()
+
     virsh("undefine", "pbt-bad")
     d.wait_log(r"VM pbt-bad: no longer supervised \(the domain was undefined\)")
     assert "pbt-bad" not in status(tmp_path)
