@@ -23,6 +23,7 @@
 #include "supervisor.h"
 #include "index.h"
 #include "observe.h"
+#include "libvirt_daemon.h"
 #include "api.h"
 #include "api_events.h"
 #include "crash_exec.h"
@@ -59,6 +60,10 @@ static void daemon_usage(FILE *f)
 		"                         but /metrics need the token of --api-token-file\n"
 		"      --api-token-file PATH\n"
 		"                         the API's bearer token, one line in a file of mode 0600\n"
+		"      --libvirt[=URI]    supervise the libvirt domains that carry panicbroker's\n"
+		"                         metadata (default URI %s)\n"
+		"      --libvirt-unmarked ignore|observe\n"
+		"                         domains without the metadata (default ignore)\n"
 		"  -n, --check-config     check the configuration, print it and exit\n"
 		"  -h, --help             show this help\n"
 		"      --version          show the version\n"
@@ -83,11 +88,13 @@ static void daemon_usage(FILE *f)
 		"See panicbrokerd(8).\n",
 		CFG_DEFAULT_SPOOL, CFG_DEFAULT_MAX_DUMPS, CFG_DEFAULT_API_SOCKET,
 		CFG_DEFAULT_API_MODE, CFG_DEFAULT_ON_CRASH_EXEC_TIMEOUT_SEC,
-		CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
+		LV_DEFAULT_URI, CFG_DEFAULT_KDUMP_TIMEOUT_SEC,
 		CFG_DEFAULT_KDUMP_SESSION_TIMEOUT_SEC, CFG_DEFAULT_KDUMP_PROGRESS_TIMEOUT_SEC);
 }
 
 enum { OPT_VERSION = 0x100 };
+/* libvirt hosts (hostd/backend_libvirt.h): long only. */
+enum { OPT_LIBVIRT = 0x500, OPT_LIBVIRT_UNMARKED };
 /* The local API's options (hostd/api.h): long only. */
 enum { OPT_API = 0x200, OPT_NO_API, OPT_API_GROUP, OPT_API_MODE };
 /* --on-crash-exec (hostd/crash_exec.h): long only. */
@@ -109,6 +116,8 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		{ "check-config", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "libvirt", optional_argument, NULL, OPT_LIBVIRT },
+		{ "libvirt-unmarked", required_argument, NULL, OPT_LIBVIRT_UNMARKED },
 		{ "api", required_argument, NULL, OPT_API },
 		{ "no-api", no_argument, NULL, OPT_NO_API },
 		{ "api-group", required_argument, NULL, OPT_API_GROUP },
@@ -152,6 +161,13 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		case OPT_VERSION:
 			printf("panicbrokerd %s\n", PB_VERSION);
 			return 1;
+		case OPT_LIBVIRT:
+			r = cfg_set_option(cfg, "libvirt", optarg ? optarg : LV_DEFAULT_URI, err,
+					   sizeof(err));
+			break;
+		case OPT_LIBVIRT_UNMARKED:
+			r = cfg_set_option(cfg, "libvirt-unmarked", optarg, err, sizeof(err));
+			break;
 		case OPT_API:
 			r = cfg_set_option(cfg, "api", optarg, err, sizeof(err));
 			break;
@@ -200,7 +216,7 @@ static int daemon_parse_args(int argc, char **argv, struct config *cfg,
 		return -EINVAL;
 	}
 	/* With the API, VMs may all come later (pbctl attach); without, never. */
-	if (cfg->n_vms == 0 && !cfg->api_socket[0]) {
+	if (cfg->n_vms == 0 && !cfg->api_socket[0] && !cfg->libvirt_uri[0]) {
 		fprintf(stderr, "panicbrokerd: no VMs configured and no API to add them (use --vm NAME,qmp=PATH, a config file, or the API)\n");
 		return -EINVAL;
 	}
@@ -243,6 +259,9 @@ static void daemon_print_config(const struct config *cfg)
 			       (unsigned long long)(v->kdump_progress_timeout_usec / USEC_PER_SEC));
 		printf("\n");
 	}
+	if (cfg->libvirt_uri[0])
+		printf("libvirt %s%s\n", cfg->libvirt_uri,
+		       cfg->libvirt_observe_all ? " (domains without metadata observed)" : "");
 	printf("configuration OK\n");
 }
 
@@ -268,6 +287,7 @@ struct daemon {
 	int argc;
 	char **argv;
 	struct sup *sup;
+	struct lv_host *libvirt;
 	struct api *api;
 	struct journal *journal;
 	struct crash_exec *exec;
@@ -631,6 +651,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	r = lv_daemon_start(event, d.sup, &cfg, &d.libvirt);
+	if (r < 0) {
+		log_error("libvirt %s: %s", cfg.libvirt_uri, strerror(-r));
+		goto out;
+	}
 	r = daemon_start_api(event, spool, &cfg, &d);
 	if (r < 0)
 		goto out;
@@ -645,6 +670,7 @@ out:
 	api_free(d.api);
 	api_html_free(d.html); /* after the api: its routes point at it */
 	sup_free(d.sup);
+	lv_host_free(d.libvirt); /* after the VMs: their backends are its */
 	/* After the VMs: their last events are told; runs still going are
 	 * killed and recorded as cancelled. */
 	crash_exec_free(d.exec);
