@@ -276,8 +276,8 @@ static void cm_on_pvpanic(struct cm_ctx *x, bool loaded)
 		cm_log(x, CM_LOG_INFO, "%s again; counted", ev->name);
 		return;
 	}
-	snprintf(r->create_source, sizeof(r->create_source), "QMP event %s, action %s",
-		 ev->name, action);
+	snprintf(r->create_source, sizeof(r->create_source), "%s event %s, action %s",
+		 ev->via ? ev->via : "QMP", ev->name, action);
 	cm_create(x, ev->name, loaded);
 	if (loaded) {
 		if (x->p->snapshot == SNAPSHOT_ALWAYS) {

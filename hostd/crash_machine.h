@@ -61,7 +61,7 @@ struct cm_event {
 	bool guest;                   /* RESET */
 	enum be_run_state run_state;  /* ATTACHED */
 	const char *status;           /* ATTACHED: the backend's word for it */
-	const char *via;              /* ATTACHED: "QMP", "libvirt" */
+	const char *via;              /* ATTACHED, PANIC, CRASHLOADED: "QMP", "libvirt" */
 	bool panic_pending;           /* ATTACHED: a salvaged panic record waits */
 	bool preserved;               /* ATTACHED: the VM is still the one a preserved crash left panicked */
 	enum crash_link link;         /* KDUMP_SESSION */

@@ -285,6 +285,12 @@ void vm_dispatch(struct vm *vm, struct cm_event *ev, const struct be_event *bev)
 
 /* ---- backend events ---- */
 
+/* How the VM is reached, as the record's history says it. */
+static const char *vm_via(const struct vm *vm)
+{
+	return strcmp(vm->bops->name, "qmp") == 0 ? "QMP" : vm->bops->name;
+}
+
 static bool vm_same_instance(const struct be_instance *a, const struct be_instance *b)
 {
 	return a->pid && a->pid == b->pid && a->start_ticks == b->start_ticks;
@@ -296,7 +302,7 @@ static void vm_on_attached(struct vm *vm, const struct be_event *bev)
 		.type = CM_EV_ATTACHED,
 		.run_state = bev->run_state,
 		.status = bev->status,
-		.via = strcmp(vm->bops->name, "qmp") == 0 ? "QMP" : vm->bops->name,
+		.via = vm_via(vm),
 		.panic_pending = vm->pending_panic != NULL,
 		/*
 		 * A VM left panicked by a preserved crash is the same panic
@@ -341,6 +347,7 @@ static void vm_on_backend(void *ud, const struct be_event *bev)
 		}
 		ev.type = bev->crash_loaded ? CM_EV_CRASHLOADED : CM_EV_PANIC;
 		ev.name = bev->name;
+		ev.via = vm_via(vm);
 		ev.action = bev->action;
 		break;
 	case BE_EV_RESET:

@@ -81,10 +81,12 @@ static struct cm_event event_of(enum cm_event_type t)
 	case CM_EV_PANIC:
 		ev.name = PB_PVPANIC_QMP_PANICKED;
 		ev.action = "pause";
+		ev.via = "QMP";
 		break;
 	case CM_EV_CRASHLOADED:
 		ev.name = PB_PVPANIC_QMP_CRASH_LOADED;
 		ev.action = "run";
+		ev.via = "QMP";
 		break;
 	case CM_EV_RESET:
 		ev.guest = true;
