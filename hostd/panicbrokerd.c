@@ -659,9 +659,10 @@ int main(int argc, char **argv)
 	r = daemon_start_api(event, spool, &cfg, &d);
 	if (r < 0)
 		goto out;
+	/* Counted now: libvirt's domains are in the set too. */
 	log_info("panicbrokerd %s: supervising %zu VM%s, spool %s", PB_VERSION,
-		 cfg.n_vms, cfg.n_vms == 1 ? "" : "s", cfg.spool);
-	sd_notifyf(0, "READY=1\nSTATUS=supervising %zu VMs", cfg.n_vms);
+		 sup_count(d.sup), sup_count(d.sup) == 1 ? "" : "s", cfg.spool);
+	sd_notifyf(0, "READY=1\nSTATUS=supervising %zu VMs", sup_count(d.sup));
 
 	r = sd_event_loop(event);
 	if (r < 0)
