@@ -30,7 +30,7 @@ LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
 BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
 CHAN_SRCS   := chan.c chan_look.c chan_file.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_ops.c vm_save.c vm_chan.c supervisor.c \
-               panicbrokerd.c
+               daemon_options.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c pbctl_daemon.c
 # libvirt hosts (hostd/backend_libvirt.h): the connection and its domains,
 # libvirt's event loop on sd-event, the backend, the dump child, the
