@@ -40,7 +40,7 @@ LIBVIRT_SRCS := libvirt_host.c libvirt_event.c backend_libvirt.c libvirt_call.c 
 DAEMON_SRCS += $(LIBVIRT_SRCS)
 PBCTL_SRCS  += pbctl_enable.c pbctl_hook.c libvirt_meta.c
 # The local API (hostd/api.h): served by the daemon, spoken by pbctl over libcurl.
-API_SRCS    := api.c api_socket.c api_v1.c
+API_SRCS    := api.c api_reply.c api_socket.c api_v1.c
 # Metrics (hostd/metrics.h) at GET /metrics (api_metrics.c); the TCP
 # listener's bearer token (api_auth.c).
 API_SRCS    += metrics.c metrics_daemon.c
