@@ -188,21 +188,12 @@ static int api_events_get(const struct api_request *rq, struct api_response *res
 	return api_reply_json(resp, 200, reply);
 }
 
-static uint64_t api_events_mono_usec(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC cannot fail on Linux. */
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static int api_buckets_get(const struct api_request *rq, struct api_response *resp,
 			   void *userdata)
 {
 	struct api_events *x = userdata;
 	struct buckets b = { 0 };
-	uint64_t start_usec = api_events_mono_usec();
+	uint64_t start_usec = ts_now_monotonic_usec();
 	json_object *arr;
 	char **ids = NULL;
 	size_t n_ids = 0;
@@ -229,7 +220,7 @@ static int api_buckets_get(const struct api_request *rq, struct api_response *re
 		json_object *rec;
 		char err[256];
 
-		if (api_events_mono_usec() - start_usec > API_WALK_BUDGET_USEC) {
+		if (ts_now_monotonic_usec() - start_usec > API_WALK_BUDGET_USEC) {
 			partial = true;
 			break;
 		}

@@ -320,15 +320,6 @@ static bool api_crash_state_matches(const char *state, const struct api_crash_fi
 	return strcmp(state, f->state) == 0;
 }
 
-static uint64_t api_now_usec(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC cannot fail on Linux. */
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* A summary from the index: the same object as api_crash_summary()'s. */
 static json_object *api_index_summary(const struct crash_summary *cs)
 {
@@ -389,7 +380,7 @@ static int api_v1_crashes_get(const struct api_request *rq, struct api_response 
 	json_object *arr;
 	char **ids = NULL;
 	size_t n_ids = 0, n_out = 0;
-	uint64_t start_usec = api_now_usec();
+	uint64_t start_usec = ts_now_monotonic_usec();
 	bool partial = false;
 	int r;
 
@@ -416,7 +407,7 @@ static int api_v1_crashes_get(const struct api_request *rq, struct api_response 
 			break;
 		if (api_crash_id_skipped(ids[i], &f))
 			continue;
-		if (api_now_usec() - start_usec > API_WALK_BUDGET_USEC) {
+		if (ts_now_monotonic_usec() - start_usec > API_WALK_BUDGET_USEC) {
 			partial = true;
 			break;
 		}

@@ -39,15 +39,6 @@ struct crash_exec {
 	unsigned int q_head, q_len;
 };
 
-static uint64_t crash_exec_mono_usec(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC cannot fail on Linux. */
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* The tail of @out as printable text (newlines and tabs kept). */
 static char *crash_exec_output_tail(const char *out, size_t len, bool *ret_truncated)
 {
@@ -164,7 +155,7 @@ static void crash_exec_done(struct job *j, int status, const void *output, size_
 {
 	struct crash_exec_run *run = userdata;
 	struct crash_exec *x = run->x;
-	double seconds = (double)(crash_exec_mono_usec() - run->started_mono_usec) / USEC_PER_SEC;
+	double seconds = (double)(ts_now_monotonic_usec() - run->started_mono_usec) / USEC_PER_SEC;
 	const char *outcome = status == 0 ? "ok" : status == -ETIMEDOUT ? "timeout" : "failed";
 
 	(void)j;
@@ -201,7 +192,7 @@ static void crash_exec_pump(struct crash_exec *x)
 			.x = x,
 			.item = it,
 			.started_usec = ts_now_realtime_usec(),
-			.started_mono_usec = crash_exec_mono_usec(),
+			.started_mono_usec = ts_now_monotonic_usec(),
 		};
 		r = job_run_argv(x->event, argv, x->timeout_usec, crash_exec_done, run, &run->job);
 		if (r < 0) {
@@ -272,7 +263,7 @@ void crash_exec_free(struct crash_exec *x)
 		job_cancel(run->job);
 		run->job = NULL;
 		crash_exec_finish(x, &run->item, "cancelled", -1, run->started_usec,
-				  (double)(crash_exec_mono_usec() - run->started_mono_usec) /
+				  (double)(ts_now_monotonic_usec() - run->started_mono_usec) /
 					  USEC_PER_SEC,
 				  stopped, sizeof(stopped) - 1);
 	}

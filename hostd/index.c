@@ -23,14 +23,6 @@ struct index {
 	struct index_stats stats;
 };
 
-static uint64_t index_clock_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* ---- a summary from a record, to a line and back ---- */
 
 static const char *index_str(json_object *o, const char *key)
@@ -402,7 +394,7 @@ static int index_rewrite(struct index *x)
 int index_open(struct spool *s, struct index **ret, char *err, size_t errlen)
 {
 	struct index *x = calloc(1, sizeof(*x));
-	uint64_t t0 = index_clock_usec();
+	uint64_t t0 = ts_now_monotonic_usec();
 	size_t lines = 0;
 	int r;
 
@@ -428,7 +420,7 @@ int index_open(struct spool *s, struct index **ret, char *err, size_t errlen)
 	}
 	x->fd = openat(spool_dirfd(s), INDEX_NAME,
 		       O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	x->stats.load_usec = index_clock_usec() - t0;
+	x->stats.load_usec = ts_now_monotonic_usec() - t0;
 	*ret = x;
 	return 0;
 }

@@ -16,6 +16,15 @@ uint64_t ts_now_realtime_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+uint64_t ts_now_monotonic_usec(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail on Linux. */
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static int ts_format(uint64_t usec, const char *fmt, char *buf, size_t len)
 {
 	time_t sec = (time_t)(usec / USEC_PER_SEC);

@@ -11,6 +11,8 @@
 #define TS_RFC3339_MAX 32
 
 uint64_t ts_now_realtime_usec(void);
+/* CLOCK_MONOTONIC now (not the loop's time): for measuring how long something took. */
+uint64_t ts_now_monotonic_usec(void);
 /* Formats @usec (since the epoch, UTC) as RFC 3339 with microseconds. */
 int ts_format_rfc3339(uint64_t usec, char *buf, size_t len);
 /* The same instant in ISO 8601 basic format, fit for file names:

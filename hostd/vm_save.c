@@ -10,27 +10,19 @@
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 #include "observe.h"
 #include "vm_internal.h"
-
-/* The time now, not the loop's: a save's own duration is measured. */
-static uint64_t now_monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* One write of @c's record, told to the watchers (the index follows). */
 static int vm_write(struct vm *vm, struct crash *c)
 {
-	uint64_t t0 = now_monotonic_usec();
+	uint64_t t0 = ts_now_monotonic_usec();
 	int r = crash_save(c);
 
 	obs_emit(&(struct obs_event){
 		.type = OBS_RECORD_WRITE, .vm = vm->cfg.name, .crash = c,
-		.seconds = (double)(now_monotonic_usec() - t0) / USEC_PER_SEC, .saved = r >= 0,
+		.seconds = (double)(ts_now_monotonic_usec() - t0) / USEC_PER_SEC, .saved = r >= 0,
 	});
 	return r;
 }
