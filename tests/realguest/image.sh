@@ -68,7 +68,7 @@ PACKAGES=(
 UPGRADE_PACKAGES=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 # what the host package needs (test_packages.py installs it in a chroot of
 # this base, offline)
-HOST_PACKAGES=(libjson-c5 libmicrohttpd12 libcurl4 libsystemd0)
+HOST_PACKAGES=(libjson-c5 libmicrohttpd12 libcurl4 libsystemd0 libvirt0 libxml2)
 DISK_SIZE=6G
 CACHE=${PB_IMAGE_CACHE:-/var/cache/panicbroker-test}
 

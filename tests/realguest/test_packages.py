@@ -120,7 +120,7 @@ def check_installed(root, version):
 def test_lifecycle(root):
     k = kver(root)
     # the host package's libraries first: they stay, as apt leaves them
-    sh(root, "apt-get install -y -q libjson-c5 libmicrohttpd12 libcurl4")
+    sh(root, "apt-get install -y -q libjson-c5 libmicrohttpd12 libcurl4 libvirt0 libxml2")
     before = files(root)
     assert not kdump_initrd_has_module(root, k)
 
