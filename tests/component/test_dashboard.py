@@ -8,13 +8,12 @@ test's tmp dir, and one copy of each in build/artifacts/."""
 import json
 import os
 import re
-import socket
 import time
 from html.parser import HTMLParser
 
 import pytest
 
-from tests.lib.browser import Forwarder, chromium, chromium_binary, keep_artifact
+from tests.lib.browser import Forwarder, chromium, chromium_binary, get, keep_artifact
 from tests.lib.daemon import SCALE
 from tests.lib.fakeguest import FAKEGUEST, guest
 from tests.lib.fakeqmp import FakeQMP
@@ -23,25 +22,6 @@ from tests.lib.wait import wait_until
 
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&amp;<!--"
 PAGE_MAX = 2 * 1024 * 1024 + 4096  # HTML_MAX_BYTES and the closing notice
-
-
-def get(api, path, method="GET", timeout=10):
-    """(status, headers dict, body text) of one request on the unix socket."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout * SCALE)
-    s.connect(api)
-    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-    reply = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        reply += chunk
-    s.close()
-    head, _, body = reply.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return int(lines[0].split()[1]), headers, body.decode("utf-8")
 
 
 def rows(page):

@@ -11,33 +11,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 
 import pytest
 
-from tests.lib.browser import Forwarder, chromium, chromium_binary, keep_artifact
+from tests.lib.browser import Forwarder, chromium, chromium_binary, get, keep_artifact
 from tests.lib.wait import SCALE, wait_until
 
 RELOADED = r"panicbroker: mailbox: crash kernel loaded; opening a new session"
 ACCEPTED = r"panicbroker: mailbox: session ([0-9a-f]{16}) accepted by "
-
-
-def get(api, path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10 * SCALE)
-    s.connect(api)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-    reply = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        reply += chunk
-    s.close()
-    head, _, body = reply.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body.decode("utf-8")
 
 
 def spool_records(spool):
@@ -75,7 +58,7 @@ def test_live_panic_on_the_dashboard(series, make_guest, make_daemon, tmp_path):
         rec = wait_until(lambda: next(iter(spool_records(d.spool)), None),
                          "the crash record in the spool", timeout=120, interval=0.01)
         t_record = time.monotonic()
-        wait_until(lambda: f'data-id="{rec["id"]}"' in get(api, "/")[1],
+        wait_until(lambda: f'data-id="{rec["id"]}"' in get(api, "/")[2],
                    "the crash on the dashboard", timeout=1, interval=0.02)
         shown_after = time.monotonic() - t_record
         assert shown_after < 1.0 * SCALE, shown_after
@@ -84,7 +67,7 @@ def test_live_panic_on_the_dashboard(series, make_guest, make_daemon, tmp_path):
         rec = wait_until(lambda: next((r for r in spool_records(d.spool)
                                        if r.get("signature", {}).get("title")), None),
                          "the record's signature", timeout=60)
-        st, page = get(api, f"/crashes/{rec['id']}")
+        st, _, page = get(api, f"/crashes/{rec['id']}")
         assert st == 200
         assert '<h1 id="title">sysrq triggered crash</h1>' in page
         assert '<pre id="panic-message">sysrq triggered crash</pre>' in page
@@ -96,7 +79,7 @@ def test_live_panic_on_the_dashboard(series, make_guest, make_daemon, tmp_path):
         # The kdump kernel reports; the timeline has them.
         rec = d.wait_record(lambda r: r.get("kdump", {}).get("state") == "done", 240,
                             "the kdump kernel's done report")
-        st, page = get(api, f"/crashes/{rec['id']}")
+        st, _, page = get(api, f"/crashes/{rec['id']}")
         events = page[page.index('<table id="events">'):]
         assert "kdump session opened" in events and "report: done" in events, events[:3000]
         assert 'id="lane-kdump"' in page and 'class="bar"' in page

@@ -108,3 +108,22 @@ def keep_artifact(path, name):
     os.makedirs(out, exist_ok=True)
     shutil.copy(path, os.path.join(out, name))
     return os.path.join(out, name)
+
+
+def get(api, path, method="GET", timeout=10):
+    """(status, headers dict, body text) of one request on the unix socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout * SCALE)
+    s.connect(api)
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    reply = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return int(lines[0].split()[1]), headers, body.decode("utf-8")
