@@ -39,7 +39,6 @@ struct qmp {
 	uint64_t greeting_deadline_usec;
 
 	struct qmp_linebuf in;
-	char line[QMP_LINE_MAX + 1];
 	char *out;
 	size_t out_len, out_cap;
 	/* a descriptor to pass with the byte at out[fd_at] (-1: none) */
@@ -85,7 +84,7 @@ static void qmp_teardown(struct qmp *q)
 	closep(&q->fd);
 	q->fd = -1;
 	q->phase = QMP_DISCONNECTED;
-	q->in.len = 0;
+	qmp_linebuf_free(&q->in);
 	q->out_len = 0;
 	closep(&q->fd_out);
 	q->fd_out = -1;
@@ -423,17 +422,18 @@ static void qmp_handle_input(struct qmp *q)
 	for (;;) {
 		struct qmp_msg m;
 		char err[256];
+		char *line;
 		size_t len;
 		int r;
 
-		r = qmp_linebuf_take(&q->in, q->line, &len);
+		r = qmp_linebuf_take(&q->in, &line, &len);
 		if (r == 0)
 			return;
 		if (r < 0) {
 			qmp_fail(q, r, "QMP line longer than %d bytes", QMP_LINE_MAX);
 			return;
 		}
-		r = qmp_msg_parse(q->line, len, &m, err, sizeof(err));
+		r = qmp_msg_parse(line, len, &m, err, sizeof(err));
 		if (r < 0) {
 			qmp_fail(q, r, "bad QMP message (%s)", err);
 			return;
@@ -483,6 +483,10 @@ static int qmp_on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 
 	/* One bounded read per wake-up, so a chatty peer cannot starve others. */
 	tail = qmp_linebuf_tail(&q->in, &room);
+	if (!tail) {
+		qmp_fail(q, -ENOMEM, "out of memory for a QMP line");
+		return 0;
+	}
 	n = recv(fd, tail, room, 0);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)

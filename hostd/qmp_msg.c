@@ -1,38 +1,66 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "util.h"
 #include "qmp_msg.h"
 
+#define QMP_LINEBUF_MIN 4096
+
+char *qmp_linebuf_tail(struct qmp_linebuf *lb, size_t *ret_room)
+{
+	if (lb->start) {
+		memmove(lb->buf, lb->buf + lb->start, lb->len);
+		lb->start = 0;
+	}
+	if (lb->len == lb->cap && lb->cap < QMP_LINE_MAX) {
+		size_t cap = lb->cap ? 2 * lb->cap : QMP_LINEBUF_MIN;
+		char *buf = realloc(lb->buf, cap > QMP_LINE_MAX ? QMP_LINE_MAX : cap);
+
+		if (!buf)
+			return NULL;
+		lb->buf = buf;
+		lb->cap = cap > QMP_LINE_MAX ? QMP_LINE_MAX : cap;
+	}
+	*ret_room = lb->cap - lb->len;
+	return lb->buf + lb->len;
+}
+
 void qmp_linebuf_commit(struct qmp_linebuf *lb, size_t n)
 {
 	lb->len += n;
 }
 
-int qmp_linebuf_take(struct qmp_linebuf *lb, char *out, size_t *ret_len)
+int qmp_linebuf_take(struct qmp_linebuf *lb, char **ret_line, size_t *ret_len)
 {
 	for (;;) {
-		char *nl = memchr(lb->buf, '\n', lb->len);
-		size_t n, used;
+		char *line = lb->buf + lb->start;
+		char *nl = lb->len ? memchr(line, '\n', lb->len) : NULL;
+		size_t n;
 
 		if (!nl)
-			return lb->len == sizeof(lb->buf) ? -EMSGSIZE : 0;
-		used = (size_t)(nl - lb->buf) + 1;
-		n = used - 1;
-		if (n > 0 && lb->buf[n - 1] == '\r')
+			return lb->len >= QMP_LINE_MAX ? -EMSGSIZE : 0;
+		n = (size_t)(nl - line);
+		lb->start += n + 1;
+		lb->len -= n + 1;
+		if (n > 0 && line[n - 1] == '\r')
 			n--;
-		memcpy(out, lb->buf, n);
-		out[n] = '\0';
-		memmove(lb->buf, lb->buf + used, lb->len - used);
-		lb->len -= used;
+		line[n] = '\0';
 		if (n == 0)
 			continue;
+		*ret_line = line;
 		*ret_len = n;
 		return 1;
 	}
+}
+
+void qmp_linebuf_free(struct qmp_linebuf *lb)
+{
+	free(lb->buf);
+	*lb = (struct qmp_linebuf){ 0 };
 }
 
 static bool qmp_event_name_ok(const char *s)

@@ -18,26 +18,33 @@
 #define QMP_JSON_DEPTH 32
 #define QMP_EVENT_NAME_MAX 64
 
+/*
+ * A line buffer that grows with what the peer sends, 4 KiB to QMP_LINE_MAX:
+ * a thousand monitors that send short lines cost a thousand small buffers,
+ * not a thousand of the largest. Zero-initialized is empty.
+ */
 struct qmp_linebuf {
-	char buf[QMP_LINE_MAX];
+	char *buf;
+	size_t cap;
+	size_t start;		/* the bytes not taken yet: buf[start, start + len) */
 	size_t len;
 };
 
-/* Where to read into and how much room is left (0: a line is too long). */
-static inline char *qmp_linebuf_tail(struct qmp_linebuf *lb, size_t *ret_room)
-{
-	*ret_room = sizeof(lb->buf) - lb->len;
-	return lb->buf + lb->len;
-}
-
+/*
+ * Where to read into and how much room there is (never 0 while a line can
+ * still grow), growing the buffer when it is full; NULL when that needs
+ * memory there is not. Invalidates the line of the last take.
+ */
+char *qmp_linebuf_tail(struct qmp_linebuf *lb, size_t *ret_room);
 void qmp_linebuf_commit(struct qmp_linebuf *lb, size_t n);
 /*
- * Takes the next complete line (without "\r\n") into @out (NUL-terminated,
- * at least QMP_LINE_MAX + 1 bytes). Returns 1 with a line, 0 when none is
- * complete yet, -EMSGSIZE when the buffer is full without a newline.
- * Blank lines are skipped.
+ * Takes the next complete line, without "\r\n": points @ret_line at it,
+ * NUL-terminated inside the buffer, valid until the next tail or free.
+ * Returns 1 with a line, 0 when none is complete yet, -EMSGSIZE when
+ * QMP_LINE_MAX bytes hold no newline. Blank lines are skipped.
  */
-int qmp_linebuf_take(struct qmp_linebuf *lb, char *out, size_t *ret_len);
+int qmp_linebuf_take(struct qmp_linebuf *lb, char **ret_line, size_t *ret_len);
+void qmp_linebuf_free(struct qmp_linebuf *lb);
 
 enum qmp_msg_type {
 	QMP_MSG_GREETING,

@@ -13,21 +13,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct qmp_linebuf lb;
-	static char line[QMP_LINE_MAX + 1];
+	struct qmp_linebuf lb = { 0 };
+	char *line;
 
-	lb.len = 0;
 	while (size) {
 		size_t room, n, len;
 		char *tail = qmp_linebuf_tail(&lb, &room);
 		int r;
 
+		if (!tail)
+			break;
 		n = size < room ? size : room;
 		memcpy(tail, data, n);
 		qmp_linebuf_commit(&lb, n);
 		data += n;
 		size -= n;
-		while ((r = qmp_linebuf_take(&lb, line, &len)) == 1) {
+		while ((r = qmp_linebuf_take(&lb, &line, &len)) == 1) {
 			struct qmp_msg m;
 			char err[256];
 
@@ -35,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				qmp_msg_done(&m);
 		}
 		if (r < 0)
-			return 0; /* the daemon drops such a peer */
+			break; /* the daemon drops such a peer */
 	}
+	qmp_linebuf_free(&lb);
 	return 0;
 }

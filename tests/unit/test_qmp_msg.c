@@ -11,16 +11,25 @@
 #include "qmp_msg.h"
 
 static struct qmp_linebuf lb;
-static char line[QMP_LINE_MAX + 1];
+static char *line;
 
+/* As the daemon reads: as much as the buffer has room for, again until all is in. */
 static void feed(const char *s)
 {
-	size_t room, n = strlen(s);
-	char *tail = qmp_linebuf_tail(&lb, &room);
+	size_t n = strlen(s);
 
-	assert_true(n <= room);
-	memcpy(tail, s, n);
-	qmp_linebuf_commit(&lb, n);
+	while (n) {
+		size_t room, k;
+		char *tail = qmp_linebuf_tail(&lb, &room);
+
+		assert_non_null(tail);
+		assert_true(room > 0);
+		k = n < room ? n : room;
+		memcpy(tail, s, k);
+		qmp_linebuf_commit(&lb, k);
+		s += k;
+		n -= k;
+	}
 }
 
 static void test_linebuf_split(void **state)
@@ -28,29 +37,70 @@ static void test_linebuf_split(void **state)
 	size_t len;
 
 	(void)state;
-	lb.len = 0;
+	qmp_linebuf_free(&lb);
 	feed("{\"a\":1}\r\n\r\n{\"b\"");
-	assert_int_equal(qmp_linebuf_take(&lb, line, &len), 1);
+	assert_int_equal(qmp_linebuf_take(&lb, &line, &len), 1);
 	assert_string_equal(line, "{\"a\":1}");
 	assert_int_equal(len, 7);
-	assert_int_equal(qmp_linebuf_take(&lb, line, &len), 0); /* blank skipped, rest partial */
+	assert_int_equal(qmp_linebuf_take(&lb, &line, &len), 0); /* blank skipped, rest partial */
 	feed(":2}\n");
-	assert_int_equal(qmp_linebuf_take(&lb, line, &len), 1);
+	assert_int_equal(qmp_linebuf_take(&lb, &line, &len), 1);
 	assert_string_equal(line, "{\"b\":2}");
 	assert_int_equal(lb.len, 0);
+	assert_int_equal(lb.cap, 4096);	/* short lines: the smallest buffer */
 }
 
 static void test_linebuf_overlong(void **state)
 {
-	size_t room, len;
+	size_t room, len, fed = 0;
 	char *tail;
 
 	(void)state;
-	lb.len = 0;
-	tail = qmp_linebuf_tail(&lb, &room);
-	memset(tail, 'x', room);
-	qmp_linebuf_commit(&lb, room);
-	assert_int_equal(qmp_linebuf_take(&lb, line, &len), -EMSGSIZE);
+	qmp_linebuf_free(&lb);
+	/* grows 4 KiB at a time... up to QMP_LINE_MAX, then refuses */
+	for (;;) {
+		tail = qmp_linebuf_tail(&lb, &room);
+		assert_non_null(tail);
+		if (!room)
+			break;
+		memset(tail, 'x', room);
+		qmp_linebuf_commit(&lb, room);
+		fed += room;
+		if (qmp_linebuf_take(&lb, &line, &len) < 0)
+			break;
+	}
+	assert_int_equal(fed, QMP_LINE_MAX);
+	assert_int_equal(lb.cap, QMP_LINE_MAX);
+	assert_int_equal(qmp_linebuf_take(&lb, &line, &len), -EMSGSIZE);
+	qmp_linebuf_free(&lb);
+}
+
+/* A line that straddles the buffer's growth and the compaction of what was taken. */
+static void test_linebuf_grow_and_compact(void **state)
+{
+	char big[10000];
+	size_t len;
+
+	(void)state;
+	qmp_linebuf_free(&lb);
+	feed("{\"first\":1}\n{\"sec");
+	assert_int_equal(qmp_linebuf_take(&lb, &line, &len), 1);
+	assert_string_equal(line, "{\"first\":1}");
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t off = 0; off < sizeof(big) - 1; off += 1000) {
+		char part[1001];
+
+		snprintf(part, sizeof(part), "%.1000s", big + off);
+		feed(part);
+	}
+	feed("\"}\n");
+	assert_int_equal(qmp_linebuf_take(&lb, &line, &len), 1);
+	assert_int_equal(len, 5 + 9999 + 2);
+	assert_memory_equal(line, "{\"secyyy", 8);
+	assert_int_equal(line[len - 1], '}');
+	assert_int_equal(lb.cap, 16384);
+	qmp_linebuf_free(&lb);
 }
 
 static int parse(const char *s, struct qmp_msg *m, char *err, size_t errlen)
@@ -163,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_linebuf_split),
 		cmocka_unit_test(test_linebuf_overlong),
+		cmocka_unit_test(test_linebuf_grow_and_compact),
 		cmocka_unit_test(test_parse_kinds),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_parse_depth_and_nul),
