@@ -28,7 +28,7 @@ LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
                crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c crash_machine_kdump.c \
                signature.c signature_text.c signature_reports.c index.c
 BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
-CHAN_SRCS   := chan.c chan_look.c chan_file.c
+CHAN_SRCS   := chan.c chan_sweep.c chan_look.c chan_file.c chan_peek.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_ops.c vm_save.c vm_chan.c supervisor.c \
                daemon_options.c panicbrokerd.c
 PBCTL_SRCS  := pbctl.c pbctl_daemon.c

@@ -58,11 +58,16 @@ static void chan_guard_on_sigbus(int sig, siginfo_t *si, void *uctx)
 	(void)sig;
 	(void)uctx;
 	for (struct chan_file *f = chan_guard_head; f; f = f->guard_next) {
-		uint8_t *m = f->map;
+		uint8_t *m = f->map, *p = f->peek;
+		size_t len = f->size;
 
-		if (!m || a < m || a >= m + f->size)
+		if (!m)
 			continue;
-		if (mmap(m, f->size, PROT_READ | PROT_WRITE,
+		if (p && p != m && a >= p && a < p + PB_MBOX_PAGE)
+			m = p, len = PB_MBOX_PAGE;	/* the sweep's window on the header */
+		else if (a < m || a >= m + f->size)
+			continue;
+		if (mmap(m, len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
 			break;
 		f->faulted = 1;
@@ -153,6 +158,9 @@ int chan_file_open(struct chan_file *f, const char *path, char *err, size_t errl
 	if (map == MAP_FAILED)
 		return err_set(err, errlen, -errno, "mailbox %s: cannot map it: %s", path,
 			       strerror(errno));
+	f->peek = chan_peek_map(fd);
+	if (!f->peek)
+		f->peek = map;	/* slower checks, same answers */
 	f->fd = TAKE_FD(fd);
 	f->map = map;
 	f->size = (uint32_t)st.st_size;
@@ -169,6 +177,13 @@ bool chan_file_intact(const struct chan_file *f)
 	return fstat(f->fd, &st) == 0 && st.st_size >= (off_t)f->size;
 }
 
+int chan_file_zero(struct chan_file *f)
+{
+	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, f->size) < 0)
+		return -errno;
+	return 0;
+}
+
 void chan_file_trim(struct chan_file *f)
 {
 	/* On a shared file mapping MADV_DONTNEED only unmaps pages (their
@@ -182,6 +197,9 @@ void chan_file_unmap(struct chan_file *f)
 	if (!f->map)
 		return;
 	chan_guard_remove(f);
+	if (f->peek != f->map)
+		chan_peek_unmap(f->peek);
+	f->peek = NULL;
 	/* munmap() of a range we mapped only fails on a bug: nothing to do then. */
 	(void)munmap(f->map, f->size);
 	f->map = NULL;

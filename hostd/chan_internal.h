@@ -29,6 +29,11 @@ struct chan_file {
 	void *map;		/* NULL: not mapped (or given up) */
 	uint32_t size;		/* bytes mapped */
 	/*
+	 * The header page again, beside the other mailboxes' (chan_peek.c),
+	 * for the sweep's quick checks; == map where that mapping failed.
+	 */
+	void *peek;
+	/*
 	 * Set by the SIGBUS guard (chan_file.c) when an access faulted because
 	 * the file shrank under the mapping: the mapping is zero pages now.
 	 */
@@ -57,6 +62,12 @@ bool chan_file_intact(const struct chan_file *f);
  * of 1 MiB would count a GiB in the daemon's RSS. Pages come back as looked at.
  */
 void chan_file_trim(struct chan_file *f);
+/*
+ * Makes the whole file read as zero by punching a hole over it, so that no
+ * page is written and none stays in memory; negative errno where the file
+ * system cannot (the caller writes the zeroes then).
+ */
+int chan_file_zero(struct chan_file *f);
 /* Unmaps (the file stays). */
 void chan_file_unmap(struct chan_file *f);
 /* Unmaps and closes. */
@@ -64,13 +75,33 @@ void chan_file_close(struct chan_file *f);
 /* A host generation for a file with no valid layout: the realtime clock in ns. */
 uint64_t chan_file_clock_generation(void);
 
+/* ---- the header pages side by side (chan_peek.c): no protocol, no logging ---- */
+
+/* Maps the first page of @fd (shared, read-write) beside the others; NULL, errno. */
+void *chan_peek_map(int fd);
+void chan_peek_unmap(void *page);
+
 /* ---- the channel ---- */
+
+/* What a guest writes to say something (chan_sweep.c): its control block, its g2h producer. */
+#define CHAN_WATCH_WORDS (sizeof(struct pb_mbox_guest_ctl) / sizeof(uint64_t))
+
+struct chan_watch {
+	uint64_t ctl[CHAN_WATCH_WORDS];
+	uint32_t prod;
+	uint32_t pad;		/* zero: compared with memcmp() */
+};
+
+struct chan_sweep;
 
 struct chan {
 	char vm[VM_NAME_MAX + 1];
-	char path[4096];
+	char *path;
 	sd_event *event;
-	sd_event_source *timer;
+	struct chan_sweep *sweep;	/* while started */
+	size_t sweep_index;
+	struct chan_watch watch;	/* at the start of the last full look */
+	bool watch_valid;
 	const struct chan_ops *ops;
 	void *ud;
 
@@ -95,11 +126,12 @@ struct chan {
 	struct chan_guest guest;	/* its HELLO, while have_hello */
 	bool have_hello;
 	unsigned int ctl_crc_fails;
-	bool busy;			/* a session is in HELLO..UNLOADING */
+	bool backlog;			/* the last look left ring records for the next */
 
 	/* The panic slot. */
 	bool salvaged;			/* a record kept aside at open, for chan_start */
-	struct pb_mbox_panic_view salvage; /* into slot[] */
+	struct pb_mbox_panic_view salvage; /* into slot */
+	uint8_t *slot;			/* PB_MBOX_PANIC_PAYLOAD_MAX, while salvaged */
 	uint64_t panic_session;		/* the last record (dedup by session and seq) */
 	uint32_t panic_seq;
 	struct ratelimit panic_rl;
@@ -120,8 +152,27 @@ struct chan {
 	unsigned int n_logged;
 
 	uint8_t rec[PB_MBOX_RING_PAYLOAD_MAX];
-	uint8_t slot[PB_MBOX_PANIC_PAYLOAD_MAX];
 };
+
+/* True while every tick must look fully, whatever the guest wrote (chan.c). */
+bool chan_fast(const struct chan *c);
+
+/* ---- the sweep (chan_sweep.c): one timer looks at every started channel ---- */
+
+/*
+ * Every PB_MBOX_HOST_POLL_MS, each channel added gets a quick check (did the
+ * guest write its control block or g2h producer index since the last full
+ * look? a heartbeat either way) and a full look when it did, when
+ * chan_fast(), or every few seconds regardless. One sweep per event loop,
+ * made with its first channel and gone with its last. Add: negative errno.
+ * Remove is safe from inside a look's callback.
+ */
+int chan_sweep_add(struct chan *c);
+void chan_sweep_remove(struct chan *c);
+/* Takes the bytes the quick check compares with; at the start of each full look. */
+void chan_sweep_mark(struct chan *c);
+/* Tells the sweep what chan_fast() says now; after each look and change of state. */
+void chan_sweep_update(struct chan *c);
 
 /* ---- one look (chan_look.c) ---- */
 

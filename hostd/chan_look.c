@@ -8,6 +8,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chan_internal.h"
@@ -125,16 +126,27 @@ static void chan_read_slot(struct chan *c, const char *source)
 {
 	struct pb_mbox_panic_view v;
 	const char *reason = NULL;
+	uint8_t *copy;
 	int r;
 
-	r = pb_mbox_panic_read(chan_slot(c), le32toh(c->layout.panic_size), c->slot, &v,
+	/* The copy lives for this read only: 128 KiB per guest would be most
+	 * of the daemon's memory, for a record a guest sends once a boot. */
+	copy = malloc(PB_MBOX_PANIC_PAYLOAD_MAX);
+	if (!copy) {
+		if (!chan_logged(c, "no memory for a panic record"))
+			log_error("VM %s: mailbox: out of memory for a panic record; retried",
+				  c->vm);
+		c->slot_retry = true;
+		return;
+	}
+	r = pb_mbox_panic_read(chan_slot(c), le32toh(c->layout.panic_size), copy, &v,
 			       &reason);
 	if (r < 0) {
 		chan_malformed(c, "panic slot", reason);
-		return;
+		goto out;
 	}
 	if (r == 0 || (v.session_id == c->panic_session && v.seq == c->panic_seq))
-		return;
+		goto out;
 	/*
 	 * A guest rewriting its slot over and over: one record a second. The
 	 * slot is read again once the second is over, so a real panic that
@@ -146,10 +158,12 @@ static void chan_read_slot(struct chan *c, const char *source)
 			log_warn("VM %s: mailbox: more than one panic record a second; the next is read when the second is over",
 				 c->vm);
 		c->slot_retry = true;
-		return;
+		goto out;
 	}
 	c->slot_retry = false;
 	chan_panic_record(c, &v, source);
+out:
+	free(copy);
 }
 
 /* The guest writes its timing after the ACK: pick it up from the slot header. */
@@ -244,7 +258,7 @@ static void chan_accept(struct chan *c, const struct pb_mbox_guest_info *g)
 	}
 	ai.session_id = g->session_id;
 	ai.host_generation = c->generation;
-	ai.poll_ms = PB_MBOX_HOST_POLL_MS;
+	ai.poll_ms = PB_MBOX_HOST_QUIET_POLL_MS;	/* the bound for a quiet session */
 	ai.unload_wait_ms = PB_MBOX_UNLOAD_WAIT_MS;
 	snprintf(ai.daemon_version, sizeof(ai.daemon_version), "%s", PB_VERSION);
 	r = pb_mbox_hello_ack_encode(&ai, &ack);
@@ -308,6 +322,7 @@ static void chan_kdump_status(struct chan *c, uint32_t len)
 
 static void chan_read_records(struct chan *c)
 {
+	c->backlog = false;
 	for (unsigned int i = 0; i < PB_MBOX_HOST_RECORDS_PER_POLL && !c->ring_broken; i++) {
 		const char *reason = NULL;
 		uint16_t type;
@@ -347,6 +362,7 @@ static void chan_read_records(struct chan *c)
 			break;
 		}
 	}
+	c->backlog = !c->ring_broken;	/* this look's share read: maybe more wait */
 }
 
 /* Up to PB_MBOX_HOST_RECORDS_PER_POLL records; the reports over the limit, counted. */
@@ -395,27 +411,21 @@ static void chan_do_poll(struct chan *c, bool doorbell)
 	if (c->slot_retry && ev_now_usec(c->event) >= ratelimit_window_end(&c->panic_rl))
 		chan_read_slot(c, "mailbox, held back by the rate limit");
 	r = pb_mbox_guest_ctl_read(c->file.map, &g, &reason);
-	if (r == -EBADMSG && ++c->ctl_crc_fails < CHAN_CTL_CRC_TRIES) {
-		c->busy = true;	/* torn: look again soon */
-		goto slot;
-	}
+	if (r == -EBADMSG && ++c->ctl_crc_fails < CHAN_CTL_CRC_TRIES)
+		goto slot;	/* torn: looked at again at the next tick (chan_fast()) */
 	if (r < 0) {
 		c->ctl_crc_fails = 0;
-		c->busy = false;
 		chan_drop_session(c);
 		chan_malformed(c, "guest control", reason);
 		goto slot;
 	}
 	c->ctl_crc_fails = 0;
-	c->busy = g.state >= PB_MBOX_GUEST_HELLO && g.state <= PB_MBOX_GUEST_UNLOADING;
 	if (g.state == PB_MBOX_GUEST_NONE) {
 		chan_drop_session(c);
 		goto slot;
 	}
-	if (g.session_generation != c->generation) {
-		c->busy = false;	/* a session of an earlier format */
-		goto slot;
-	}
+	if (g.session_generation != c->generation)
+		goto slot;	/* a session of an earlier format */
 	if (g.session_id != c->session && g.session_id != c->bad_session)
 		chan_accept(c, &g);
 	if (g.session_id != c->session)
@@ -470,9 +480,10 @@ bool chan_intact(struct chan *c)
 		  c->file.faulted ? " while it was read (SIGBUS caught)" : "");
 	chan_file_unmap(&c->file);
 	c->session = 0;
-	c->busy = false;
+	c->backlog = false;
 	c->slot_retry = false;
 	c->timing_polls = 0;
+	chan_sweep_update(c);
 	return false;
 }
 
@@ -483,11 +494,16 @@ void chan_look(struct chan *c, bool doorbell)
 		return;
 	c->looking = true;
 	c->delivered = 0;
+	chan_sweep_mark(c);
 	chan_do_poll(c, doorbell);
 	chan_flush(c);
+	/* Looks are rare (the sweep's quick checks read the header's second
+	 * mapping): drop the pages this one touched, the rings and the slot. */
+	chan_file_trim(&c->file);
 	c->looking = false;
 	if (c->file.faulted)
 		(void)chan_intact(c);
+	chan_sweep_update(c);
 	if (c->delivered && c->ops->end)
 		c->ops->end(c->ud);
 }
@@ -503,11 +519,14 @@ void chan_look_salvaged(struct chan *c)
 		/* Not counted against the one a second: it is one per start,
 		 * and a real panic in the daemon's first second must not wait. */
 		chan_panic_record(c, &c->salvage, "salvaged from the mailbox at daemon start");
+		free(c->slot);
+		c->slot = NULL;
 	}
 	chan_malformed_report(c);
 	c->looking = false;
 	if (c->file.faulted)
 		(void)chan_intact(c);
+	chan_sweep_update(c);
 	if (c->delivered && c->ops->end)
 		c->ops->end(c->ud);
 }

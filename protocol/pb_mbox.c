@@ -101,12 +101,9 @@ static __u32 pb_mbox_layout_crc(const struct pb_mbox_layout *l)
 	return pb_mbox_crc32c(0, l, PB_CRC_OFF);
 }
 
-int pb_mbox_format(void *mbox, __u32 size, __u64 host_generation,
-		   const char **reason)
+int pb_mbox_format_begin(void *mbox, __u32 size, const char **reason)
 {
 	struct pb_mbox_header *hdr = mbox;
-	struct pb_mbox_layout l;
-	__u32 rest, ring = PB_MBOX_RING_MAX;
 
 	if (!mbox)
 		return pb_mbox_fail(reason, -EINVAL, "no mailbox");
@@ -114,15 +111,21 @@ int pb_mbox_format(void *mbox, __u32 size, __u64 host_generation,
 	    size % PB_MBOX_PAGE)
 		return pb_mbox_fail(reason, -EINVAL,
 				    "size not a multiple of 4 KiB in 256 KiB..64 MiB");
+	/* Invalidate first, so that no reader takes a half-formatted block. */
+	PB_MBOX_WRITE_ONCE(hdr->layout.magic, 0);
+	PB_MBOX_WMB();
+	return 0;
+}
+
+void pb_mbox_format_finish(void *mbox, __u32 size, __u64 host_generation)
+{
+	struct pb_mbox_header *hdr = mbox;
+	struct pb_mbox_layout l;
+	__u32 rest, ring = PB_MBOX_RING_MAX;
 
 	rest = size - PB_MBOX_HEADER_SIZE - PB_MBOX_PANIC_SLOT_SIZE;
 	while (2 * ring > rest)
 		ring /= 2;
-
-	/* Invalidate first, so that no reader takes a half-formatted block. */
-	PB_MBOX_WRITE_ONCE(hdr->layout.magic, 0);
-	PB_MBOX_WMB();
-	memset(mbox, 0, size);
 
 	memset(&l, 0, sizeof(l));
 	l.magic = cpu_to_le32(PB_MBOX_MAGIC);
@@ -142,6 +145,17 @@ int pb_mbox_format(void *mbox, __u32 size, __u64 host_generation,
 	memcpy(&hdr->layout, &l, sizeof(l));
 	PB_MBOX_WMB();
 	pb_mbox_host_set_state(mbox, PB_MBOX_HOST_READY, 0);
+}
+
+int pb_mbox_format(void *mbox, __u32 size, __u64 host_generation,
+		   const char **reason)
+{
+	int r = pb_mbox_format_begin(mbox, size, reason);
+
+	if (r < 0)
+		return r;
+	memset(mbox, 0, size);
+	pb_mbox_format_finish(mbox, size, host_generation);
 	return 0;
 }
 

@@ -70,8 +70,14 @@
 #define PB_MBOX_RELEASE_MAX		64u
 #define PB_MBOX_VERSION_STR_MAX		32u
 #define PB_MBOX_REASON_MAX		128u
-/* The host polls at least every PB_MBOX_HOST_POLL_MS while a session is open. */
+/*
+ * The host looks at the guest control block and the g2h producer index at
+ * least every PB_MBOX_HOST_QUIET_POLL_MS, and every PB_MBOX_HOST_POLL_MS
+ * while it has more to read (SPEC.md §4): an UNLOAD is acknowledged well
+ * within the guest's PB_MBOX_UNLOAD_WAIT_MS.
+ */
 #define PB_MBOX_HOST_POLL_MS		10u
+#define PB_MBOX_HOST_QUIET_POLL_MS	40u
 #define PB_MBOX_UNLOAD_WAIT_MS		100u	/* guest's default wait for UNLOAD_ACK */
 #define PB_MBOX_UNLOAD_WAIT_MAX_MS	1000u	/* never longer, whatever the host suggests */
 /* Per VM, the host reads at most so many records a poll, records so many a second. */
@@ -281,6 +287,15 @@ __u32 pb_mbox_crc32c(__u32 crc, const void *buf, __u32 len);
 /* Host: zero @mbox (@size bytes) and lay out a fresh v1 mailbox. */
 int pb_mbox_format(void *mbox, __u32 size, __u64 host_generation,
 		   const char **reason);
+/*
+ * Host: pb_mbox_format() in three steps, for a host that can zero the
+ * memory faster than by writing it (punching a hole in the backing file):
+ * pb_mbox_format_begin() invalidates the layout (-EINVAL for a size v1
+ * does not allow), the caller zeroes all @size bytes, and
+ * pb_mbox_format_finish() lays out the mailbox it finds zeroed.
+ */
+int pb_mbox_format_begin(void *mbox, __u32 size, const char **reason);
+void pb_mbox_format_finish(void *mbox, __u32 size, __u64 host_generation);
 /* Both: copy the layout block out of @mbox and validate the copy. */
 int pb_mbox_read_layout(const void *mbox, __u32 mapped_size,
 			struct pb_mbox_layout *copy, const char **reason);

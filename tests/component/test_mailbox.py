@@ -66,7 +66,7 @@ def test_hello_panic_and_kdump_reports(bed):
     a = bed["mbox"]["a"]
     out = guest(a, "hello")
     assert out["rc"] == 0 and out["accepted"] == "1", out
-    assert out["host_poll_ms"] == "10" and out["daemon_version"] == "0.1.0", out
+    assert out["host_poll_ms"] == "40" and out["daemon_version"] == "0.1.0", out
     d.wait_log(r"VM a: mailbox: guest session [0-9a-f]+ accepted: kernel 6.1.0-fake-amd64")
 
     out = guest(a, "panic", "Kernel panic - not syncing: fake \x01 panic")

@@ -386,7 +386,7 @@ static void test_hello(void **state)
 	assert_int_equal(pb_mbox_hello_ack_decode(buf, len, &ai, NULL), 0);
 	assert_int_equal(ai.session_id, 0x1111);
 	assert_int_equal(ai.host_generation, le64toh(lay.host_generation));
-	assert_int_equal(ai.poll_ms, PB_MBOX_HOST_POLL_MS);
+	assert_int_equal(ai.poll_ms, PB_MBOX_HOST_QUIET_POLL_MS);
 	assert_int_equal(ai.unload_wait_ms, PB_MBOX_UNLOAD_WAIT_MS);
 
 	/* Module unload: state NONE drops the session. */
@@ -577,6 +577,136 @@ static void test_offline_at_free(void **state)
 	assert_int_equal(h.accepted_session, 0);
 }
 
+/* ---- the sweep (chan_sweep.c) ---- */
+
+/*
+ * A quiet session gets quick checks (a heartbeat each, no event), and an
+ * UNLOAD written with no pvpanic to follow is acknowledged within a quiet
+ * period: the guest's wait is PB_MBOX_UNLOAD_WAIT_MS.
+ */
+static void test_sweep_quiet_then_unload(void **state)
+{
+	struct pb_mbox_host_info h0, h1;
+	uint64_t t0, end;
+	unsigned int n0;
+
+	(void)state;
+	t_open_start();
+	guest_session(0x8888);
+	t_run_for(100000);
+	n0 = n_ev;
+	pb_mbox_host_ctl_read(mb, &h0);
+	t_run_for(10 * PB_MBOX_HOST_QUIET_POLL_MS * 1000);
+	pb_mbox_host_ctl_read(mb, &h1);
+	assert_int_equal(n_ev, n0);		/* nothing changed, nothing said */
+	assert_true(h1.heartbeat >= h0.heartbeat + 5);	/* ~10 checks, at least half */
+	assert_true(h1.heartbeat <= h0.heartbeat + 15);	/* not one per 10 ms */
+
+	guest_panic(1, "Kernel panic - not syncing: unannounced");
+	t0 = mono_usec();
+	end = t0 + T_TIMEOUT_USEC;
+	while (!pb_mbox_unload_acked(mb, 0x8888, 1) && mono_usec() < end)
+		assert_true(sd_event_run(loop, 1000) >= 0);
+	assert_true(pb_mbox_unload_acked(mb, 0x8888, 1));
+	/* within the quiet period, with slack for a loaded machine */
+	assert_true(mono_usec() - t0 < PB_MBOX_UNLOAD_WAIT_MS * 1000);
+	assert_int_equal(t_count(CHAN_EV_PANIC), 1);
+	assert_int_equal(t_count(CHAN_EV_UNLOAD), 1);
+}
+
+static uint32_t t_index(uint32_t off)
+{
+	return le32toh(__atomic_load_n((uint32_t *)(mb + off), __ATOMIC_ACQUIRE));
+}
+
+/*
+ * Records beyond one look's share are read at the next ticks, though the
+ * guest wrote nothing since: without that, the quick check would find its
+ * producer index unchanged and leave them for the full look, 10 s later.
+ */
+static void test_sweep_backlog(void **state)
+{
+	uint64_t end;
+
+	(void)state;
+	t_open_start();
+	guest_hello(PB_MBOX_ROLE_KDUMP, 0x9999, 0x8888);
+	guest_publish(PB_MBOX_GUEST_HELLO);
+	assert_true(t_run_until(CHAN_EV_SESSION, 1, T_TIMEOUT_USEC));
+	guest_publish(PB_MBOX_GUEST_ACTIVE);
+	t_run_for(100000);
+	for (unsigned int i = 0; i < 2 * PB_MBOX_HOST_RECORDS_PER_POLL + 3; i++)
+		guest_kdump(PB_MBOX_KDUMP_PROGRESS, i % 100, NULL);
+	chan_drain(ch);		/* one look: one share */
+	assert_int_not_equal(t_index(PB_MBOX_OFF_G2H_CONS), t_index(PB_MBOX_OFF_G2H_PROD));
+	end = mono_usec() + 1000000;
+	while (t_index(PB_MBOX_OFF_G2H_CONS) != t_index(PB_MBOX_OFF_G2H_PROD) &&
+	       mono_usec() < end)
+		assert_true(sd_event_run(loop, 5000) >= 0);
+	assert_int_equal(t_index(PB_MBOX_OFF_G2H_CONS), t_index(PB_MBOX_OFF_G2H_PROD));
+	assert_true(t_count(CHAN_EV_KDUMP_REPORT) >= 1);
+	assert_true(t_count(CHAN_EV_REPORTS_DROPPED) >= 1);
+}
+
+/* Many channels on one loop; one freed by another's event callback, mid-sweep. */
+#define T_MANY 40
+static struct chan *many[T_MANY];
+static unsigned int many_events;
+
+static void t_many_event(void *ud, const struct chan_event *ev)
+{
+	unsigned int i = (unsigned int)(uintptr_t)ud;
+
+	many_events++;
+	if (ev->type == CHAN_EV_SESSION && i == 10 && many[11]) {
+		chan_free(many[11]);
+		many[11] = NULL;
+	}
+}
+
+static const struct chan_ops t_many_ops = { .event = t_many_event };
+
+static void test_sweep_many(void **state)
+{
+	char p[160], err[256];
+	uint8_t *gm[T_MANY];
+	uint64_t end;
+
+	(void)state;
+	for (unsigned int i = 0; i < T_MANY; i++) {
+		snprintf(p, sizeof(p), "%s/m%u.mbox", scratch_dir, i);
+		assert_int_equal(chan_open(loop, "vmN", p, &t_many_ops, (void *)(uintptr_t)i,
+					   &many[i], err, sizeof(err)), 0);
+		assert_int_equal(chan_start(many[i]), 0);
+	}
+	/* Guests 10 and 12 open sessions; 10's callback frees 11 mid-sweep. */
+	for (unsigned int i = 10; i <= 12; i += 2) {
+		snprintf(path, sizeof(path), "%s/m%u.mbox", scratch_dir, i);
+		guest_map();
+		gm[i] = mb;
+		guest_hello(PB_MBOX_ROLE_NORMAL, 0xa000 + i, 0);
+		guest_publish(PB_MBOX_GUEST_HELLO);
+	}
+	end = mono_usec() + T_TIMEOUT_USEC;
+	while ((!many[10] || many[11] || chan_session(many[12], NULL) != 0xa00c) &&
+	       mono_usec() < end)
+		assert_true(sd_event_run(loop, 5000) >= 0);
+	assert_null(many[11]);
+	assert_int_equal(chan_session(many[10], NULL), 0xa00a);
+	assert_int_equal(chan_session(many[12], NULL), 0xa00c);
+	/* and the sweep goes on over the array it compacted */
+	guest_panic(1, "Kernel panic - not syncing: many");	/* mb: guest 12 */
+	end = mono_usec() + T_TIMEOUT_USEC;
+	while (!pb_mbox_unload_acked(mb, 0xa00c, 1) && mono_usec() < end)
+		assert_true(sd_event_run(loop, 5000) >= 0);
+	assert_true(pb_mbox_unload_acked(mb, 0xa00c, 1));
+	munmap(gm[10], mb_size);
+	for (unsigned int i = 0; i < T_MANY; i++) {
+		chan_free(many[i]);
+		many[i] = NULL;
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +720,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shrunk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_at_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_quiet_then_unload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_many, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
