@@ -79,7 +79,11 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="pbscale", dir="/tmp")
         self.peers = FakePeers()
         self.names = [f"vm{i:04d}" for i in range(a.vms)]
-        self.mbox = {n: os.path.join(self.work, f"{n}.mbox") for n in self.names}
+        # The mailboxes on a tmpfs, as on a host (/run): on a disk file system
+        # the heartbeat's writes would be written back every few seconds.
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.mbox_dir = tempfile.mkdtemp(prefix="pbscale-mbox", dir=shm or self.work)
+        self.mbox = {n: os.path.join(self.mbox_dir, f"{n}.mbox") for n in self.names}
         for n in self.names:
             self.peers.add(n, os.path.join(self.work, f"{n}.qmp"))
         self.conf = os.path.join(self.work, "panicbrokerd.conf")
@@ -290,6 +294,7 @@ class Bench:
         self.stop_guests()
         self.stop_daemon()
         self.peers.close()
+        shutil.rmtree(self.mbox_dir, ignore_errors=True)
         if not self.a.keep:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
