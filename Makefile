@@ -280,7 +280,8 @@ install: userspace
 
 # Snapshot benchmark: dump-guest-memory by hand vs panicbrokerd's snapshots,
 # per guest size and format (tests/bench/README.md). Options go in BENCH_ARGS,
-# e.g. make bench BENCH_ARGS="--sizes 1 --series 6.12".
+# e.g. make bench BENCH_ARGS="--sizes 1 --series 6.12"; BENCH_ARGS="--busy" fills
+# the guests' memory first (busy guests).
 bench: userspace guests
 	PB_BUILD=$(abspath $(BUILD)) PB_DAEMON=$(abspath $(BUILD))/panicbrokerd \
 		$(PYTHON) tests/bench/snapshot-bench.py $(BENCH_ARGS)

@@ -8,6 +8,7 @@ panicbrokerd's snapshot=always, in one run.
 
     tests/bench/snapshot-bench.py [--sizes 1,2,4] [--formats elf,kdump-zlib]
                                   [--series 6.1|6.12] [--keep DIR]
+                                  [--busy [--fill-percent 85] [--vmlinux FILE]]
 
 Per guest size: boot once (no crash kernel, so a panic leaves the guest in
 guest-panicked), panic, and on the paused guest dump its memory by hand in
@@ -16,6 +17,16 @@ start panicbrokerd with snapshot=always,snapshot_format=FMT,final_action=restart
 on the running guest, panic it, and wait for the crash record to close: the
 daemon dumps, verifies and restarts the guest, which then serves the next
 format. See tests/bench/README.md for what each column means.
+
+--busy: before each panic, fill the guest's memory (pbfill in the guest,
+tests/guest/pbfill.c: --fill-percent of MemAvailable, half log-like text, a
+quarter random, a quarter zero), so that the dump does real work; the guest's
+RAM is a memory-backend-file (on /dev/shm), and on the paused guest the bench
+also measures the physical limit: reading that file, and writing the same
+bytes to the work directory's disk with fsync. The table then gives the RAM in
+use at the panic, seconds per GiB in use, and whether crash(8) reads each file
+(with the guest kernel's vmlinux: --vmlinux, /usr/lib/debug/boot/vmlinux-KVER
+or build/debug/vmlinux-KVER).
 
 Environment: PB_DAEMON (default build/panicbrokerd, the non-sanitized build),
 PB_GUEST_DIR, PB_QEMU, PB_TIMEOUT_SCALE as for the other tests.
@@ -29,6 +40,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -175,6 +187,143 @@ def makedumpfile_reads(path, outdir):
             "seconds": round(secs, 2)}
 
 
+def crash_reads(path, vmlinux, outdir):
+    """crash(8) on FILE with the kernel's debug symbols, as tests/e2e/test_snapshot.py
+    runs it: `crash -s VMLINUX FILE`, then `log` and `quit`. Returns {ok, exit_status,
+    why, seconds}; ok means the log it printed has the panic line."""
+    if not shutil.which("crash"):
+        return {"ok": None, "why": "crash not installed"}
+    if not vmlinux:
+        return {"ok": None, "why": "no vmlinux with debug symbols (--vmlinux)"}
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(["crash", "-s", vmlinux, path], input="log\nquit\n",
+                           capture_output=True, text=True, errors="replace", timeout=1800)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "exit_status": None, "why": "crash ran for 30 min"}
+    secs = time.monotonic() - t0
+    out = p.stdout + p.stderr
+    ok = PANIC_LINE in out
+    why = ""
+    if not ok:
+        msgs = [ln.strip() for ln in out.splitlines() if ln.strip()]
+        why = f"exit {p.returncode}: " + " | ".join(msgs[-3:])
+    with open(os.path.join(outdir, "crash.txt"), "a") as f:
+        f.write(f"$ crash -s {vmlinux} {path}  (log, quit)\n"
+                f"exit {p.returncode}, {secs:.1f} s\n{out[-4000:]}\n")
+    return {"ok": ok, "exit_status": p.returncode, "why": why, "seconds": round(secs, 2)}
+
+
+def find_vmlinux(kver, given):
+    """The guest kernel's vmlinux with debug symbols: --vmlinux, else where
+    linux-image-KVER-dbg installs it, else build/debug/vmlinux-KVER."""
+    for v in ([given] if given else []) + [f"/usr/lib/debug/boot/vmlinux-{kver}",
+                                            os.path.join(BUILD, "debug", f"vmlinux-{kver}")]:
+        if v and os.path.exists(v):
+            return v
+    return None
+
+
+# --- busy guests ---------------------------------------------------------------
+def ram_backing(size, workdir):
+    """Where the busy guest's RAM lives (memory-backend-file, share=on): a file
+    on /dev/shm (tmpfs: the RAM stays in host memory, as QEMU's anonymous RAM
+    would), else in the work directory. Returns (path, where)."""
+    name = f"pbbench-{os.getpid()}-{size}g.ram"
+    try:
+        if shutil.disk_usage("/dev/shm").free > size * GiB + GiB:
+            return os.path.join("/dev/shm", name), "/dev/shm (tmpfs)"
+    except OSError:
+        pass
+    return os.path.join(workdir, name), f"{workdir} (the work directory's disk)"
+
+
+def guest_sh(g, cmd, timeout):
+    """`sh CMD` on the guest's console: (exit status, the output before the rc line)."""
+    mark = g.console_offset()
+    g.command(f"sh {cmd}")
+    m = g.wait_console(r"^PBTEST: sh rc=(\d+)", timeout, start=mark)
+    return int(m.group(1)), g.console_text()[mark:m.start()]
+
+
+def meminfo(g):
+    """The guest's /proc/meminfo figures (bytes) we report."""
+    rc, out = guest_sh(g, "grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo", 60)
+    vals = {}
+    for ln in out.splitlines():
+        parts = ln.split()
+        if len(parts) >= 2 and parts[0].rstrip(":") in ("MemTotal", "MemFree", "MemAvailable"):
+            vals[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    if rc != 0 or "MemFree" not in vals:
+        raise RuntimeError(f"reading the guest's /proc/meminfo failed (rc {rc}): {out[-300:]!r}")
+    return vals
+
+
+def fill_guest(g, ram, percent, timeout):
+    """Fill the guest's memory with pbfill (tests/guest/pbfill.c: half text, a
+    quarter random, a quarter zero, PERCENT of MemAvailable), then read its
+    meminfo. Returns {filled_mib, fill_seconds (the guest's), fill_wall, meminfo,
+    in_use (RAM - MemFree)}."""
+    t0 = time.monotonic()
+    rc, out = guest_sh(g, f"pbfill {percent}", timeout)
+    wall = time.monotonic() - t0
+    m = re.search(r"PBTEST: filled (\d+) MiB text (\d+) random (\d+) zero (\d+) in ([\d.]+) s",
+                  out)
+    if rc != 0 or not m:
+        raise RuntimeError(f"pbfill failed (rc {rc}): {out.strip()[-300:]!r}")
+    mi = meminfo(g)
+    return {"filled_mib": int(m.group(1)), "text_mib": int(m.group(2)),
+            "random_mib": int(m.group(3)), "zero_mib": int(m.group(4)),
+            "fill_seconds": float(m.group(5)), "fill_wall": round(wall, 2),
+            "meminfo": mi, "in_use": ram - mi["MemFree"]}
+
+
+def physical_limit(ram_file, ram, outdir):
+    """The floor under any snapshot on this machine: read the guest's RAM from
+    its backing file (the guest paused), then write the same bytes to a file
+    in the work directory (the spool's disk) and fsync it. Each timed alone."""
+    CH = 16 * MiB
+    buf = bytearray(CH)
+    mv = memoryview(buf)
+    res = {"bytes": ram, "ram_file": ram_file}
+    fd = os.open(ram_file, os.O_RDONLY)
+    try:
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            k = os.readv(fd, [mv])
+            if k <= 0:
+                break
+            n += k
+        res["read_seconds"] = time.monotonic() - t0
+        res["read_bytes"] = n
+        out = os.path.join(outdir, "physical-limit.bin")
+        wfd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            wsecs = 0.0
+            while True:
+                k = os.readv(fd, [mv])
+                if k <= 0:
+                    break
+                t = time.monotonic()
+                view = mv[:k]
+                while view:
+                    w = os.write(wfd, view)
+                    view = view[w:]
+                wsecs += time.monotonic() - t
+            t = time.monotonic()
+            os.fsync(wfd)
+            res["fsync_seconds"] = time.monotonic() - t
+            res["write_seconds"] = wsecs + res["fsync_seconds"]
+        finally:
+            os.close(wfd)
+            os.unlink(out)
+    finally:
+        os.close(fd)
+    return res
+
+
 def remove(path, keep):
     if not keep and path and os.path.exists(path):
         os.unlink(path)
@@ -247,8 +396,9 @@ def read_records(spool):
     return recs
 
 
-def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, keep):
-    """One panic handled by panicbrokerd with snapshot=always in `fmt`."""
+def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, keep, crash=None):
+    """One panic handled by panicbrokerd with snapshot=always in `fmt`.
+    crash: {"vmlinux": PATH or None} to open the file in crash(8) too."""
     spool = os.path.join(fdir, "spool")
     spec = (f"bench,qmp={g.qmp_path},snapshot=always,snapshot_format={fmt},"
             f"final_action=restart")
@@ -318,6 +468,9 @@ def daemon_snapshot(g, q, fmt, fdir, ram, timeout, boot_timeout, keep):
             row["file_bytes"] = os.path.getsize(f) if os.path.exists(f) else None
             log(f"    makedumpfile --dump-dmesg {f}")
             row["mdf"] = makedumpfile_reads(f, fdir)
+            if crash is not None:
+                log(f"    crash -s VMLINUX {f}")
+                row["crash"] = crash_reads(f, crash["vmlinux"], fdir)
             remove(f, keep)
         # final_action=restart: the guest boots again (its kernel prints)
         try:
@@ -345,9 +498,39 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
     vmdir = os.path.join(sdir, "vm")
     dump_timeout = 300 + 300 * size
     boot_timeout = 180 + 30 * size
-    g = Guest(kdir, vmdir, pvpanic="isa", memory_mib=size * 1024, cmdline=["pbtest.kdump=0"])
+    fill_timeout = 300 + 120 * size
+    extra, ram_file, crash = [], None, None
+    if args.busy:
+        # the guest's RAM in a file, so that the physical limit can read it
+        ram_file, where = ram_backing(size, args.workdir)
+        qpath = ram_file.replace(",", ",,")
+        extra = ["-object", f"memory-backend-file,id=pbram,size={size * 1024}M,"
+                            f"mem-path={qpath},share=on",
+                 "-machine", "memory-backend=pbram"]
+    g = Guest(kdir, vmdir, pvpanic="isa", memory_mib=size * 1024, cmdline=["pbtest.kdump=0"],
+              extra_args=extra)
     _guests.append(g)
+
+    def drop_ram_file():
+        if ram_file and os.path.exists(ram_file):
+            os.unlink(ram_file)
+
+    def busy_fill(side):
+        log(f"{size} GiB: pbfill {args.fill_percent} (half text, a quarter random, "
+            f"a quarter zero)")
+        fi = fill_guest(g, ram, args.fill_percent, fill_timeout)
+        log(f"    filled {fi['filled_mib']} MiB in {fi['fill_seconds']:.1f} s; in use "
+            f"{human(fi['in_use'])} of {human(ram)} (MemFree "
+            f"{human(fi['meminfo']['MemFree'])})")
+        side["fill"] = fi
+        return fi
+
     try:
+        drop_ram_file()
+        if args.busy:
+            crash = {"vmlinux": find_vmlinux(g.kver, args.vmlinux)}
+            log(f"{size} GiB: guest RAM in {ram_file} ({where}); crash(8) with "
+                f"{crash['vmlinux'] or 'no vmlinux: the crash column says n/a'}")
         log(f"{size} GiB: booting {g.kver} ({size * 1024} MiB, TCG)")
         t = time.monotonic()
         g.start()
@@ -368,6 +551,10 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
             results.append(rows[f])
 
         # -- anchors, all on one panicked guest
+        if args.busy:
+            fi = busy_fill({})
+            for f in fmts:
+                rows[f]["anchor"]["fill"] = fi
         q.execute("set-action", panic="pause")
         mark = g.console_offset()
         log(f"{size} GiB: panic (panic action pause, no crash kernel)")
@@ -382,11 +569,28 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
                          file=path)
                 log(f"    {secs:.2f} s, {human(a['file_bytes'])}; makedumpfile --dump-dmesg")
                 a["mdf"] = makedumpfile_reads(path, sdir)
+                if crash is not None:
+                    log(f"    crash -s VMLINUX {path}")
+                    a["crash"] = crash_reads(path, crash["vmlinux"], sdir)
             except (RuntimeError, QMPError) as e:
                 a["error"] = str(e)
                 log(f"    FAILED: {e}")
             finally:
                 remove(path, args.keep)
+
+        if args.busy:
+            # -- the physical limit, on the same paused guest's RAM
+            log(f"{size} GiB: physical limit: read {ram_file}, write the same bytes to "
+                f"{sdir} + fsync")
+            try:
+                lim = physical_limit(ram_file, ram, sdir)
+                log(f"    read {lim['read_seconds']:.2f} s, write+fsync "
+                    f"{lim['write_seconds']:.2f} s")
+            except OSError as e:
+                lim = {"error": str(e)}
+                log(f"    FAILED: {e}")
+            for f in fmts:
+                rows[f]["limit"] = lim
 
         if not use_daemon:
             return
@@ -401,14 +605,19 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
             q.close()
             log(f"{size} GiB: new QEMU, boot for panicbrokerd {f}")
             mark = g.console_offset()
-            g.restart()
+            g.stop()
+            drop_ram_file()  # a fresh QEMU starts from zeroed RAM here too
+            g.start()
             g.wait_ready(boot_timeout, start=mark)
             q = g.qmp()  # panic action left at QEMU's default: the daemon sets it
             log(f"{size} GiB panicbrokerd {f}: snapshot=always,snapshot_format={f},"
                 f"final_action=restart")
             try:
+                fi = busy_fill({}) if args.busy else None
                 rows[f]["daemon"] = daemon_snapshot(g, q, f, fdir, ram, dump_timeout + 600,
-                                                    boot_timeout, args.keep)
+                                                    boot_timeout, args.keep, crash)
+                if fi:
+                    rows[f]["daemon"]["fill"] = fi
                 dr = rows[f]["daemon"]
                 snap = dr.get("snapshot", {})
                 log(f"    snapshot {snap.get('state')}"
@@ -419,6 +628,7 @@ def bench_size(args, kdir, size, formats_wanted, use_daemon, results, caps_out):
                 log(f"    FAILED: {e}")
     finally:
         g.stop()
+        drop_ram_file()
 
 
 # --- the table -------------------------------------------------------------------
@@ -477,6 +687,63 @@ def table(results):
     return "\n".join(lines)
 
 
+def fmt_spg(secs, in_use):
+    return "-" if secs is None or not in_use else f"{secs / (in_use / GiB):.1f}"
+
+
+def busy_table(results):
+    """The busy-guest table: per size and format, anchor and daemon with the
+    RAM in use at the panic, seconds per GiB in use and crash(8)."""
+    head1 = (f"{'':>4} {'':<11}| {'anchor: dump-guest-memory by hand':<50}"
+             f"| panicbrokerd snapshot=always")
+    head2 = (f"{'RAM':>4} {'format':<11}| {'in use':>9} {'paused s':>8} {'s/GiB':>5} "
+             f"{'file':>10} {'mdf':>4} {'crash':>5} "
+             f"| {'in use':>9} {'paused s':>8} {'dump s':>6} {'s/GiB':>5} {'file':>11} "
+             f"{'mdf':>4} {'crash':>5} {'verify.ok':>9}  state")
+    lines = [head1, head2, "-" * len(head2)]
+    for r in results:
+        a, d = r["anchor"], r["daemon"]
+        snap = d.get("snapshot") or {}
+        verify = (snap.get("verify") or {}).get("ok", "-") if snap else "-"
+        verify = {True: "true", False: "false", None: "null"}.get(verify, verify)
+        state = d.get("error") and "ERROR" or snap.get("state") or ("-" if not d else "?")
+        a_use = (a.get("fill") or {}).get("in_use")
+        d_use = (d.get("fill") or {}).get("in_use")
+        if a.get("error"):
+            acols = f"{human(a_use):>9} {'ERROR':>8} {'':>5} {'':>10} {'':>4} {'':>5} "
+        else:
+            acols = (f"{human(a_use):>9} {fmt_s(a.get('seconds')):>8} "
+                     f"{fmt_spg(a.get('seconds'), a_use):>5} "
+                     f"{human(a.get('file_bytes')):>10} {fmt_mdf(a.get('mdf')):>4} "
+                     f"{fmt_mdf(a.get('crash')):>5} ")
+        nbytes, star = daemon_bytes(d)
+        lines.append(
+            f"{r['size_gib']:>3}G {r['format']:<11}| {acols}"
+            f"| {human(d_use):>9} {fmt_s(d.get('paused')):>8} "
+            f"{fmt_s(d.get('dump_seconds')):>6} {fmt_spg(d.get('paused'), d_use):>5} "
+            f"{human(nbytes) + star:>11} {fmt_mdf(d.get('mdf')):>4} "
+            f"{fmt_mdf(d.get('crash')):>5} {verify:>9}  {state}")
+    # the physical limit, once per size
+    lines.append("")
+    seen = set()
+    for r in results:
+        lim = r.get("limit")
+        if not lim or r["size_gib"] in seen:
+            continue
+        seen.add(r["size_gib"])
+        if lim.get("error"):
+            lines.append(f"physical limit {r['size_gib']} GiB: ERROR {lim['error']}")
+            continue
+        n = lim["bytes"]
+        rs, ws = lim["read_seconds"], lim["write_seconds"]
+        lines.append(
+            f"physical limit {r['size_gib']} GiB: read the RAM file {rs:.2f} s "
+            f"({n / MiB / rs:.0f} MiB/s, {rs / (n / GiB):.2f} s/GiB); write it to the "
+            f"work dir's disk + fsync {ws:.2f} s ({n / MiB / ws:.0f} MiB/s, "
+            f"{ws / (n / GiB):.2f} s/GiB; fsync {lim['fsync_seconds']:.2f} s)")
+    return "\n".join(lines)
+
+
 def notes(results):
     out = []
     for r in results:
@@ -493,6 +760,13 @@ def notes(results):
             out.append(f"{tag} panicbrokerd: snapshot {snap.get('state')}: {snap.get('reason')}")
         if d.get("mdf") and d["mdf"].get("ok") is False:
             out.append(f"{tag} panicbrokerd file, makedumpfile: {d['mdf']['why']}")
+        if a.get("crash") and a["crash"].get("ok") is False:
+            out.append(f"{tag} anchor, crash: {a['crash']['why']}")
+        if d.get("crash") and d["crash"].get("ok") is False:
+            out.append(f"{tag} panicbrokerd file, crash: {d['crash']['why']}")
+        for side, x in (("anchor", a), ("panicbrokerd", d)):
+            if (x.get("crash") or {}).get("ok") is None and (x.get("crash") or {}).get("why"):
+                out.append(f"{tag} {side}, crash: n/a: {x['crash']['why']}")
         v = snap.get("verify") or {}
         if v.get("ok") is None and v.get("reason"):
             out.append(f"{tag} panicbrokerd verify: {v['reason']}")
@@ -588,6 +862,18 @@ def main():
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     ap.add_argument("--no-daemon", action="store_true",
                     help="anchor only: do not run panicbrokerd")
+    ap.add_argument("--busy", action="store_true",
+                    help="busy guests: fill the guest's memory before each panic (pbfill: "
+                    "half text, a quarter random, a quarter zero), measure the physical "
+                    "limit (read the RAM's backing file, write it to disk + fsync) and "
+                    "open every file in crash(8) too")
+    ap.add_argument("--fill-percent", type=int, default=85, metavar="PCT",
+                    help="with --busy: how much of the guest's MemAvailable pbfill takes "
+                    "(default 85)")
+    ap.add_argument("--vmlinux", metavar="FILE",
+                    help="with --busy: the guest kernel's vmlinux with debug symbols, for "
+                    "crash(8) (default /usr/lib/debug/boot/vmlinux-KVER, else "
+                    "build/debug/vmlinux-KVER; none: the crash column says n/a)")
     args = ap.parse_args()
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -595,6 +881,8 @@ def main():
     except (ValueError, AssertionError):
         ap.error(f"--sizes: positive integers (GiB) separated by commas, not {args.sizes!r}")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if not 1 <= args.fill_percent <= 95:
+        ap.error(f"--fill-percent: 1 to 95, not {args.fill_percent}")
     args.workdir = os.path.abspath(args.keep or args.workdir or os.path.join(BUILD, "bench"))
 
     signal.signal(signal.SIGTERM, _on_signal)
@@ -626,6 +914,11 @@ def main():
         need = max(sizes) * GiB + DAEMON_MARGIN
         plan = ("one dump at a time, each deleted once measured: up to the largest RAM "
                 "+ 64 MiB (what panicbrokerd demands before it dumps)")
+    if args.busy:
+        # the physical limit writes the RAM once more (the anchors' dumps are gone by then
+        # unless --keep keeps them)
+        need += max(sizes) * GiB if args.keep else 0
+        plan += "; --busy: the physical limit writes up to the RAM once more"
     need += SLACK
     free = shutil.disk_usage(args.workdir).free
     log(f"work dir {args.workdir}: {human(free)} free, needs up to {human(need)} ({plan})")
@@ -679,13 +972,24 @@ def main():
     out.append(f"daemon {daemon}; load average {load0} at the start, {loadavg()} at the end; "
                f"other QEMUs at the start: {others}")
     out.append("")
-    out.append(table(results))
+    out.append(busy_table(results) if args.busy else table(results))
     out.append("")
+    if args.busy:
+        out.append("busy: before each panic pbfill took "
+                   f"{args.fill_percent}% of MemAvailable (half text, a quarter random, a "
+                   "quarter zero); in use = guest RAM - MemFree just before the panic;")
+        out.append("      s/GiB = paused s / GiB in use; crash: crash -s VMLINUX FILE, `log` "
+                   "has 'Kernel panic - not syncing'.")
     out.append("paused s: anchor = dump-guest-memory wall time (command to DUMP_COMPLETED);")
     out.append("          panicbrokerd = STOP/GUEST_PANICKED to RESUME on the test monitor.")
-    out.append("snap s: the record's snapshot.seconds; dump s: STOP/GUEST_PANICKED to QEMU's "
-               "DUMP_COMPLETED (the rest of the pause is the daemon's rewrite, fsync, verify).")
-    out.append("MiB/s: guest RAM / (anchor: paused s; panicbrokerd: snap s).")
+    if args.busy:
+        out.append("dump s: STOP/GUEST_PANICKED to QEMU's DUMP_COMPLETED (the rest of the "
+                   "pause is the daemon's rewrite, fsync, verify).")
+    else:
+        out.append("snap s: the record's snapshot.seconds; dump s: STOP/GUEST_PANICKED to "
+                   "QEMU's DUMP_COMPLETED (the rest of the pause is the daemon's rewrite, "
+                   "fsync, verify).")
+        out.append("MiB/s: guest RAM / (anchor: paused s; panicbrokerd: snap s).")
     out.append("file: anchor file size / the record's snapshot.bytes (* = not in the record: "
                "the file's size). mdf: makedumpfile --dump-dmesg FILE")
     out.append("      exits 0 and the log it writes has 'Kernel panic - not syncing'; "
@@ -705,7 +1009,9 @@ def main():
     with open(os.path.join(args.workdir, "results.json"), "w") as f:
         json.dump({"started": started.isoformat(), "series": args.series, "kver": kver,
                    "host": platform.node(), "cores": os.cpu_count(), "daemon": daemon,
-                   "loadavg_start": load0, "other_qemus_at_start": others, "formats_offered": caps,
+                   "loadavg_start": load0, "loadavg_end": loadavg(),
+                   "other_qemus_at_start": others, "formats_offered": caps,
+                   "busy": args.busy, "fill_percent": args.fill_percent if args.busy else None,
                    "results": results}, f, indent=1, default=str)
     log(f"results in {args.workdir}/results.txt and results.json")
     if interrupted is not None:

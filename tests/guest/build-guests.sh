@@ -19,7 +19,9 @@
 #
 # Output, per kernel release KVER (see tests/guest/README.md):
 #   DIR/KVER/{vmlinuz,initrd.img,kdump.img,panicbroker.ko,pbtest_oops.ko,kver}
-#   (initrd.img and kdump.img hold pbreport as /bin/pbreport)
+#   (initrd.img and kdump.img hold pbreport as /bin/pbreport; initrd.img holds
+#   pbfill, the memory filler of `snapshot-bench.py --busy`, as /bin/pbfill)
+#   DIR/pbfill           tests/guest/pbfill.c, static
 #   DIR/KVER/src/        copies of the module sources, built there
 #   DIR/SERIES -> KVER   symlink
 # Only what changed is rebuilt; one line is printed per artifact.
@@ -87,6 +89,17 @@ out=$(cd "$out" && pwd)
 # One build at a time per output directory.
 exec 9>"$out/.lock"
 flock 9
+
+# pbfill, static: fills the guest's memory for the busy-guest snapshot bench
+pbfill=$out/pbfill
+if [[ -x $pbfill && ! $here/pbfill.c -nt $pbfill ]]; then
+	printf '%-10s %s\n' unchanged "$pbfill"
+else
+	${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Wno-format-nonliteral -static -s \
+		-o "$pbfill.tmp" "$here/pbfill.c" || die "building $pbfill failed (static glibc: libc6-dev)"
+	mv "$pbfill.tmp" "$pbfill"
+	printf '%-10s %s\n' built "$pbfill"
+fi
 
 # --- helpers ----------------------------------------------------------------
 report() { # STATE PATH
@@ -349,7 +362,7 @@ build_kernel() {
 	# normal initramfs
 	local kexec_libs
 	mapfile -t kexec_libs < <(ldd "$kexec" | grep -oE '/[^ ]+' | while read -r f; do [[ -e $f ]] && readlink -f "$f"; done)
-	if uptodate "$kout/initrd.img" "$here/init" "${BASH_SOURCE[0]}" "$busybox" "$pbreport" "$kexec" \
+	if uptodate "$kout/initrd.img" "$here/init" "${BASH_SOURCE[0]}" "$busybox" "$pbreport" "$pbfill" "$kexec" \
 		"${kexec_libs[@]}" "${mods[@]}" "$kout/vmlinuz" "$kout/kdump.img" \
 		"$kout/pbtest_oops.ko" "${pb_ko[@]}" &&
 		[[ ${#pb_ko[@]} -gt 0 || ! -e $kout/.initrd-has-module ]]; then
@@ -358,6 +371,7 @@ build_kernel() {
 		stage=$kout/.stage-initrd
 		stage_base "$stage" "$here/init"
 		stage_binary "$stage" "$kexec"
+		install -m 0755 "$pbfill" "$stage/bin/pbfill"
 		cp "$kout/vmlinuz" "$stage/boot/vmlinuz"
 		cp "$kout/kdump.img" "$stage/boot/kdump.img"
 		cp "$kout/pbtest_oops.ko" "$stage/lib/pbtest/pbtest_oops.ko"
