@@ -18,6 +18,7 @@ test_pkgs=(
 	busybox-static kexec-tools cpio xz-utils zstd kmod
 	python3 python3-pytest python3-pytest-xdist
 	makedumpfile                    # panicbrokerd reads each snapshot back with it
+	crash                           # make bench: reads each busy-guest snapshot (with a vmlinux)
 	# libvirt hosts (tests/e2e/test_libvirt.py): libvirtd and virtlogd started by
 	# hand; not libvirt-daemon-system, whose services want systemd
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
