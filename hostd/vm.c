@@ -246,8 +246,13 @@ static void vm_apply(struct vm *vm, const struct cm_event *ev,
 	if (a & CM_ACT_CREATE) {
 		/* The id is final once published (the first save). */
 		snprintf(vm->past.last_crash, sizeof(vm->past.last_crash), "%s", vm->crash->id);
-		log_notice("VM %s: %s: crash %s recorded (%s)", vm->cfg.name, r->create_event,
-			   vm->crash->id, r->create_source);
+		/* "recorded" means on disk: tools (and the scale bench) read it so. */
+		if (!vm->save_failed)
+			log_notice("VM %s: %s: crash %s recorded (%s)", vm->cfg.name,
+				   r->create_event, vm->crash->id, r->create_source);
+		else
+			log_warn("VM %s: %s: crash %s opened (%s), its record not written yet",
+				 vm->cfg.name, r->create_event, vm->crash->id, r->create_source);
 	}
 	vm_log(vm, r);
 	vm_tell(vm, r, before);
