@@ -26,7 +26,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # record (crash*.c, spool.c), the VM (the backend) and its snapshot.
 LIB_SRCS    := util.c io.c log.c config.c qmp_msg.c qmp.c spool.c vmcore.c \
                crash.c crash_kdump.c crash_guest.c crash_snapshot.c crash_machine.c crash_machine_kdump.c \
-               signature.c signature_text.c signature_reports.c index.c
+               signature.c signature_text.c signature_reports.c index.c strpool.c
 BACKEND_SRCS := backend.c backend_qmp.c backend_qmp_ops.c backend_qmp_dump.c
 CHAN_SRCS   := chan.c chan_sweep.c chan_look.c chan_file.c chan_peek.c
 DAEMON_SRCS := job.c snapshot.c observe.c $(BACKEND_SRCS) $(CHAN_SRCS) vm.c vm_ops.c vm_save.c vm_chan.c supervisor.c \
@@ -183,14 +183,14 @@ $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c hostd/config.c hostd/util.c 
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_RECORD_SRCS := $(addprefix hostd/,util.c io.c log.c config.c spool.c crash.c crash_kdump.c \
-	crash_guest.c crash_snapshot.c signature.c signature_text.c signature_reports.c index.c)
+	crash_guest.c crash_snapshot.c signature.c signature_text.c signature_reports.c index.c strpool.c)
 $(BUILD)/fuzz/fuzz_record: tests/fuzz/fuzz_record.c $(FUZZ_RECORD_SRCS)
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_API_SRCS := $(addprefix hostd/,util.c io.c log.c config.c spool.c $(API_SRCS) \
 	crash.c crash_kdump.c crash_guest.c crash_snapshot.c signature.c signature_text.c \
-	signature_reports.c index.c observe.c)
+	signature_reports.c index.c strpool.c observe.c)
 $(BUILD)/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(FUZZ_API_SRCS)
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Ihostd -Iinclude $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)

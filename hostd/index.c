@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "index.h"
+#include "strpool.h"
 #include "io.h"
 #include "util.h"
 
@@ -17,6 +18,7 @@
 
 struct index {
 	struct spool *spool;
+	struct strpool pool;	/* every string of v[] */
 	int fd; /* INDEX_NAME, O_APPEND; -1 when it cannot be written */
 	struct crash_summary *v;
 	size_t n, cap;
@@ -43,9 +45,18 @@ static json_object *index_obj(json_object *o, const char *key)
 	return v;
 }
 
+/* Cut to @len - 1 bytes (a reason for the log, an id already checked). */
 static void index_copy(char *dst, size_t len, const char *src)
 {
-	snprintf(dst, len, "%s", src ? src : "");
+	size_t n = src ? strnlen(src, len - 1) : 0;
+
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+static const char *index_or_empty(const char *s)
+{
+	return s ? s : "";
 }
 
 static uint64_t index_time(const char *s)
@@ -64,19 +75,18 @@ void index_summarise(const char *id, json_object *rec, struct crash_summary *ret
 	int st = crash_state_from_string(index_str(rec, "state") ? index_str(rec, "state") : "");
 
 	memset(ret, 0, sizeof(*ret));
-	index_copy(ret->id, sizeof(ret->id), id);
-	index_copy(ret->vm, sizeof(ret->vm), index_str(rec, "vm"));
-	index_copy(ret->event, sizeof(ret->event), index_str(rec, "event"));
+	ret->id = id;
+	ret->vm = index_or_empty(index_str(rec, "vm"));
+	ret->event = index_or_empty(index_str(rec, "event"));
 	ret->detected_usec = index_time(index_str(rec, "detected_at"));
 	ret->updated_usec = index_time(index_str(rec, "updated_at"));
 	/* An unreadable state counts as open: it is looked at again at start. */
 	ret->state = st < 0 ? CRASH_DETECTED : (enum crash_state)st;
-	index_copy(ret->outcome, sizeof(ret->outcome), index_str(res, "outcome"));
-	index_copy(ret->kdump, sizeof(ret->kdump), index_str(index_obj(rec, "kdump"), "state"));
-	index_copy(ret->snapshot, sizeof(ret->snapshot),
-		   index_str(index_obj(rec, "snapshot"), "state"));
-	index_copy(ret->bucket, sizeof(ret->bucket), index_str(index_obj(rec, "signature"), "bucket"));
-	index_copy(ret->title, sizeof(ret->title), index_str(index_obj(rec, "signature"), "title"));
+	ret->outcome = index_or_empty(index_str(res, "outcome"));
+	ret->kdump = index_or_empty(index_str(index_obj(rec, "kdump"), "state"));
+	ret->snapshot = index_or_empty(index_str(index_obj(rec, "snapshot"), "state"));
+	ret->bucket = index_or_empty(index_str(index_obj(rec, "signature"), "bucket"));
+	ret->title = index_or_empty(index_str(index_obj(rec, "signature"), "title"));
 	if (in && json_object_object_get_ex(in, "pid", &v))
 		ret->instance.pid = (pid_t)json_object_get_int64(v);
 	if (in && json_object_object_get_ex(in, "start_ticks", &v))
@@ -197,15 +207,15 @@ static bool index_parse(char *line, struct crash_summary *ret)
 	    !index_u64(f[14], &ret->panic_session) || !index_u64(f[15], &seq) ||
 	    pid > INT32_MAX || seq > UINT32_MAX)
 		return false;
-	index_copy(ret->id, sizeof(ret->id), f[1]);
-	index_copy(ret->vm, sizeof(ret->vm), f[2]);
-	index_copy(ret->event, sizeof(ret->event), f[3]);
+	ret->id = f[1];
+	ret->vm = f[2];
+	ret->event = f[3];
 	ret->state = (enum crash_state)st;
-	index_copy(ret->outcome, sizeof(ret->outcome), f[7]);
-	index_copy(ret->kdump, sizeof(ret->kdump), f[8]);
-	index_copy(ret->snapshot, sizeof(ret->snapshot), f[9]);
-	index_copy(ret->bucket, sizeof(ret->bucket), f[10]);
-	index_copy(ret->title, sizeof(ret->title), f[11]);
+	ret->outcome = f[7];
+	ret->kdump = f[8];
+	ret->snapshot = f[9];
+	ret->bucket = f[10];
+	ret->title = f[11];
 	ret->instance.pid = (pid_t)pid;
 	ret->panic_seq = (uint32_t)seq;
 	return true;
@@ -255,19 +265,38 @@ static size_t index_pos(const struct index *x, const char *id, bool *found)
 	return lo;
 }
 
+/* @s with its strings moved into the pool (they may be a line's, a record's). */
+static int index_intern(struct index *x, const struct crash_summary *s,
+			struct crash_summary *ret)
+{
+	const char **in[] = { &ret->id, &ret->vm, &ret->event, &ret->outcome, &ret->kdump,
+			      &ret->snapshot, &ret->bucket, &ret->title };
+
+	*ret = *s;
+	for (size_t k = 0; k < sizeof(in) / sizeof(in[0]); k++) {
+		*in[k] = strpool_intern(&x->pool, *in[k] ? *in[k] : "");
+		if (!*in[k])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int index_put(struct index *x, const struct crash_summary *s)
 {
+	struct crash_summary kept;
 	bool found;
 	size_t i = index_pos(x, s->id, &found);
 
+	if (index_intern(x, s, &kept) < 0)
+		return -ENOMEM;
 	if (found) {
-		x->v[i] = *s;
+		x->v[i] = kept;
 		return 0;
 	}
 	if (index_grow(x, x->n + 1) < 0)
 		return -ENOMEM;
 	memmove(&x->v[i + 1], &x->v[i], (x->n - i) * sizeof(*x->v));
-	x->v[i] = *s;
+	x->v[i] = kept;
 	x->n++;
 	return 0;
 }
@@ -313,6 +342,7 @@ static int index_read_file(struct index *x, size_t *ret_lines)
 /* A record read because the file did not know it, or knew it open. */
 static int index_read_record(struct index *x, const char *id, struct crash_summary *ret)
 {
+	struct crash_summary s;
 	json_object *rec = NULL;
 	char err[256] = "";
 	int r = spool_read_record(x->spool, id, &rec, err, sizeof(err));
@@ -326,9 +356,10 @@ static int index_read_record(struct index *x, const char *id, struct crash_summa
 		x->stats.records_bad++;
 		return r;
 	}
-	index_summarise(id, rec, ret);
+	index_summarise(id, rec, &s);
+	r = index_intern(x, &s, ret);	/* before the record's strings go */
 	json_object_put(rec);
-	return 0;
+	return r;
 }
 
 /* The directory is the truth: keep what it has, read what is open or new. */
@@ -475,5 +506,6 @@ void index_free(struct index *x)
 		return;
 	closep(&x->fd);
 	free(x->v);
+	strpool_free(&x->pool);
 	free(x);
 }

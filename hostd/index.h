@@ -36,18 +36,24 @@
 
 struct index;
 
+/*
+ * Strings are never NULL ("" when the record lacks the field). In an
+ * index they point into its pool (interned: a VM name or a title is stored
+ * once however many crashes carry it), valid until index_free(); from
+ * index_summarise(), into @id and @rec, valid while those are.
+ */
 struct crash_summary {
-	char id[SPOOL_ID_MAX];
-	char vm[VM_NAME_MAX + 1];
-	char event[24];             /* GUEST_PANICKED, GUEST_CRASHLOADED, PANIC_RECORD */
+	const char *id;
+	const char *vm;
+	const char *event;          /* GUEST_PANICKED, GUEST_CRASHLOADED, PANIC_RECORD */
 	uint64_t detected_usec;     /* CLOCK_REALTIME */
 	uint64_t updated_usec;
 	enum crash_state state;
-	char outcome[16];           /* final_action_result.outcome, or "" */
-	char kdump[8];              /* kdump.state, or "" */
-	char snapshot[12];          /* snapshot.state, or "" */
-	char bucket[24];            /* signature.bucket, or "" */
-	char title[128];            /* signature.title, or "" */
+	const char *outcome;        /* final_action_result.outcome, or "" */
+	const char *kdump;          /* kdump.state, or "" */
+	const char *snapshot;       /* snapshot.state, or "" */
+	const char *bucket;         /* signature.bucket, or "" */
+	const char *title;          /* signature.title, or "" */
 	struct be_instance instance; /* vm_instance (pid 0: unknown) */
 	uint64_t panic_session;     /* panic.session and .seq, else kdump.crashed_session
 				     * (seq 0); 0: neither */
@@ -73,7 +79,7 @@ size_t index_count(const struct index *x);
 const struct crash_summary *index_at(const struct index *x, size_t i);
 const struct crash_summary *index_find(const struct index *x, const char *id);
 void index_stats(const struct index *x, struct index_stats *ret);
-/* Fills @ret from a record (also for tests and pbctl). */
+/* Fills @ret from a record (also for tests and pbctl); its strings are borrowed. */
 void index_summarise(const char *id, json_object *rec, struct crash_summary *ret);
 
 #endif

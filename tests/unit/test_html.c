@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "html.h"
+#include "strpool.h"
 #include "util.h"
 
 /* The page's text: html_take() with no tail, the caller frees. */
@@ -174,17 +175,25 @@ static void test_cap_keeps_whole_entities(void **state)
 
 /* -- the list and the buckets -- */
 
+/* The strings of the summaries the tests make: kept until the end of the run. */
+static struct strpool t_pool = STRPOOL_INIT;
+
+static const char *t_str(const char *s)
+{
+	const char *k = strpool_intern(&t_pool, s);
+
+	assert_non_null(k);
+	return k;
+}
+
 static void summary(struct crash_summary *s, const char *id, const char *vm,
 		    uint64_t usec, const char *bucket, const char *title)
 {
-	*s = (struct crash_summary){ .detected_usec = usec, .state = CRASH_CLOSED };
-	snprintf(s->id, sizeof(s->id), "%s", id);
-	snprintf(s->vm, sizeof(s->vm), "%s", vm);
-	snprintf(s->bucket, sizeof(s->bucket), "%s", bucket);
-	snprintf(s->title, sizeof(s->title), "%s", title);
-	snprintf(s->event, sizeof(s->event), "GUEST_PANICKED");
-	snprintf(s->kdump, sizeof(s->kdump), "done");
-	snprintf(s->outcome, sizeof(s->outcome), "applied");
+	*s = (struct crash_summary){
+		.detected_usec = usec, .state = CRASH_CLOSED,
+		.id = t_str(id), .vm = t_str(vm), .bucket = t_str(bucket), .title = t_str(title),
+		.event = "GUEST_PANICKED", .kdump = "done", .outcome = "applied", .snapshot = "",
+	};
 }
 
 static void test_crash_list(void **state)
