@@ -151,7 +151,6 @@ struct chan {
 	const char *logged[CHAN_LOGGED_REASONS];
 	unsigned int n_logged;
 
-	uint8_t rec[PB_MBOX_RING_PAYLOAD_MAX];
 };
 
 /* True while every tick must look fully, whatever the guest wrote (chan.c). */

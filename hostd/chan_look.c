@@ -26,6 +26,13 @@
 _Static_assert(sizeof(PB_VERSION) - 1 <= PB_MBOX_VERSION_STR_MAX,
 	       "the daemon's version fits HELLO_ACK");
 
+/*
+ * One ring record's copy, shared by every channel: it is decoded into the
+ * event's own copy before anything is delivered, and the daemon has one
+ * thread, so no two looks use it at once (4 KiB, not 4 KiB per guest).
+ */
+static uint8_t chan_rec[PB_MBOX_RING_PAYLOAD_MAX];
+
 static uint8_t *chan_slot(const struct chan *c)
 {
 	return (uint8_t *)c->file.map + le32toh(c->layout.panic_offset);
@@ -243,7 +250,7 @@ static void chan_accept(struct chan *c, const struct pb_mbox_guest_info *g)
 	chan_drop_session(c);
 	pb_mbox_ring_init(&c->g2h, c->file.map, &c->layout, PB_MBOX_G2H);
 	pb_mbox_ring_init(&c->h2g, c->file.map, &c->layout, PB_MBOX_H2G);
-	r = pb_mbox_ring_get(&c->g2h, c->rec, &type, &len, &reason);
+	r = pb_mbox_ring_get(&c->g2h, chan_rec, &type, &len, &reason);
 	if (r == 0)
 		return;		/* HELLO not published yet: next poll */
 	if (r > 0 && type != PB_MBOX_MSG_HELLO) {
@@ -251,7 +258,7 @@ static void chan_accept(struct chan *c, const struct pb_mbox_guest_info *g)
 		reason = "first record is not HELLO";
 	}
 	if (r > 0)
-		r = pb_mbox_hello_decode(c->rec, len, &c->guest.hello, &reason);
+		r = pb_mbox_hello_decode(chan_rec, len, &c->guest.hello, &reason);
 	if (r < 0) {
 		chan_refuse(c, g->session_id, "HELLO", reason);
 		return;
@@ -299,7 +306,7 @@ static void chan_kdump_status(struct chan *c, uint32_t len)
 	struct chan_event ev = { .type = CHAN_EV_KDUMP_REPORT };
 	const char *reason = NULL;
 
-	if (pb_mbox_kdump_decode(c->rec, len, &k, &reason) < 0) {
+	if (pb_mbox_kdump_decode(chan_rec, len, &k, &reason) < 0) {
 		chan_malformed(c, "KDUMP_STATUS", reason);
 		return;
 	}
@@ -327,7 +334,7 @@ static void chan_read_records(struct chan *c)
 		const char *reason = NULL;
 		uint16_t type;
 		uint32_t len;
-		int r = pb_mbox_ring_get(&c->g2h, c->rec, &type, &len, &reason);
+		int r = pb_mbox_ring_get(&c->g2h, chan_rec, &type, &len, &reason);
 
 		if (r == 0)
 			return;
