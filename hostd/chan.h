@@ -52,6 +52,7 @@ struct chan_panic {
 	uint32_t log_len;
 	const char *source;              /* how it was read, for the record */
 	const struct chan_guest *guest;  /* the session's HELLO, if still open */
+	bool salvaged;                   /* left in the mailbox before the daemon started */
 };
 
 enum chan_event_type {

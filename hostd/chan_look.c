@@ -96,7 +96,7 @@ void chan_malformed(struct chan *c, const char *what, const char *reason)
 /* ---- the panic slot ---- */
 
 static void chan_panic_record(struct chan *c, const struct pb_mbox_panic_view *v,
-			      const char *source)
+			      const char *source, bool salvaged)
 {
 	bool current = c->have_hello && v->session_id == c->session;
 	struct chan_panic p = {
@@ -109,6 +109,7 @@ static void chan_panic_record(struct chan *c, const struct pb_mbox_panic_view *v
 		.log_len = v->log_len,
 		.source = source,
 		.guest = current ? &c->guest : NULL,
+		.salvaged = salvaged,
 	};
 	struct chan_event ev = {
 		.type = CHAN_EV_PANIC,
@@ -168,7 +169,7 @@ static void chan_read_slot(struct chan *c, const char *source)
 		goto out;
 	}
 	c->slot_retry = false;
-	chan_panic_record(c, &v, source);
+	chan_panic_record(c, &v, source, false);
 out:
 	free(copy);
 }
@@ -525,7 +526,7 @@ void chan_look_salvaged(struct chan *c)
 		c->salvaged = false;
 		/* Not counted against the one a second: it is one per start,
 		 * and a real panic in the daemon's first second must not wait. */
-		chan_panic_record(c, &c->salvage, "salvaged from the mailbox at daemon start");
+		chan_panic_record(c, &c->salvage, "salvaged from the mailbox at daemon start", true);
 		free(c->slot);
 		c->slot = NULL;
 	}

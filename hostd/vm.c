@@ -301,23 +301,35 @@ static bool vm_same_instance(const struct be_instance *a, const struct be_instan
 	return a->pid && a->pid == b->pid && a->start_ticks == b->start_ticks;
 }
 
-static void vm_on_attached(struct vm *vm, const struct be_event *bev)
+/* Reconciles with the VM's state as attach found it (@bev: NULL when later). */
+static void vm_reconcile(struct vm *vm, const struct be_event *bev, bool panic_pending)
 {
 	struct cm_event ev = {
 		.type = CM_EV_ATTACHED,
-		.run_state = bev->run_state,
-		.status = bev->status,
+		.run_state = vm->run_state,
+		.status = vm->status,
 		.via = vm_via(vm),
-		.panic_pending = vm->pending_panic != NULL,
+		.panic_pending = panic_pending,
 		/*
 		 * A VM left panicked by a preserved crash is the same panic
 		 * while the same process runs it (a restarted daemon finds it
 		 * again): not a new crash.
 		 */
 		.preserved = vm->past.last_preserved &&
-			     vm_same_instance(&vm->past.last_instance, &bev->instance),
+			     vm_same_instance(&vm->past.last_instance, &vm->instance),
 	};
 
+	vm_dispatch(vm, &ev, bev);
+}
+
+void vm_reconcile_salvaged(struct vm *vm)
+{
+	if (vm->attached && vm->pending_panic && !vm->crash)
+		vm_reconcile(vm, NULL, true);
+}
+
+static void vm_on_attached(struct vm *vm, const struct be_event *bev)
+{
 	if (!vm->attached)
 		obs_emit(&(struct obs_event){ .type = OBS_VM_ATTACH, .vm = vm->cfg.name,
 					      .attached = true });
@@ -326,7 +338,7 @@ static void vm_on_attached(struct vm *vm, const struct be_event *bev)
 	snprintf(vm->status, sizeof(vm->status), "%s", bev->status ? bev->status : "");
 	vm->instance = bev->instance;
 	vm->op_gen++; /* what was in flight died with the old connection */
-	vm_dispatch(vm, &ev, bev);
+	vm_reconcile(vm, bev, vm->pending_panic && !vm_chan_salvage_later(vm));
 }
 
 static void vm_on_backend(void *ud, const struct be_event *bev)
@@ -528,6 +540,7 @@ void vm_free(struct vm *vm)
 	sd_event_source_disable_unref(vm->watch_timer);
 	sd_event_source_disable_unref(vm->snap_retry);
 	sd_event_source_disable_unref(vm->save_retry);
+	sd_event_source_disable_unref(vm->salvage_timer);
 	vm_save_flush(vm);
 	crash_free(vm->crash);
 	crash_panic_copy_free(vm->pending_panic);

@@ -34,7 +34,49 @@ static void vm_chan_drop_pending(struct vm *vm)
 {
 	crash_panic_copy_free(vm->pending_panic);
 	vm->pending_panic = NULL;
+	vm->pending_salvaged = false;
 	vm->have_pending_timing = false;
+}
+
+/*
+ * How long a salvaged panic record waits for its own pvpanic event. The
+ * daemon's restart may have come in the middle of the guest's panic tier:
+ * the guest's wait for UNLOAD_ACK ends within PB_MBOX_UNLOAD_WAIT_MAX_MS,
+ * then pvpanic, and QEMU's event follows. Recorded at once, the record
+ * would be a crash of its own and that event a second one for the same
+ * panic (the kill -9 campaign found it).
+ */
+#define VM_SALVAGE_GRACE_USEC ((PB_MBOX_UNLOAD_WAIT_MAX_MS + 1000) * USEC_PER_MSEC)
+
+static int vm_chan_on_salvage(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct vm *vm = ud;
+
+	(void)usec;
+	vm->salvage_timer = sd_event_source_disable_unref(s);
+	if (vm->pending_salvaged)
+		vm_reconcile_salvaged(vm);
+	return 0;
+}
+
+bool vm_chan_salvage_later(struct vm *vm)
+{
+	int r;
+
+	if (!vm->pending_panic || !vm->pending_salvaged || vm->crash ||
+	    vm->run_state == BE_RUN_PANICKED || vm->run_state == BE_RUN_UNKNOWN)
+		return false;
+	if (vm->salvage_timer)
+		return true;
+	r = sd_event_add_time_relative(vm->event, &vm->salvage_timer, CLOCK_MONOTONIC,
+				       VM_SALVAGE_GRACE_USEC, USEC_PER_MSEC * 100,
+				       vm_chan_on_salvage, vm);
+	if (r < 0) {
+		log_warn("VM %s: cannot arm the salvaged panic record's grace: %s; recorded now",
+			 vm->cfg.name, strerror(-r));
+		return false;
+	}
+	return true;
 }
 
 void vm_chan_attach(struct vm *vm)
@@ -106,6 +148,7 @@ static void vm_chan_panic(struct vm *vm, const struct chan_panic *p)
 		}
 		crash_panic_copy_free(vm->pending_panic);
 		vm->pending_panic = pc;
+		vm->pending_salvaged = p->salvaged;
 		vm->have_pending_timing = false;
 		return;
 	}
@@ -142,6 +185,10 @@ static void vm_chan_session(struct vm *vm, const struct chan_event *e)
 	vm->kdump_decided = false;
 	if (e->role != PB_MBOX_ROLE_NORMAL)
 		return;
+	/* A guest booted again: a salvaged record waiting for its grace is not
+	 * of a panic still under way; it is recorded now, not dropped. */
+	if (!vm->crash && vm->pending_panic && vm->pending_salvaged)
+		vm_reconcile_salvaged(vm);
 	if (!vm->crash && (vm->pending_panic || vm->have_pending_timing)) {
 		/* The guest booted again and no pvpanic event came in between:
 		 * what it said belongs to no crash the daemon will see. */

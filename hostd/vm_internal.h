@@ -57,6 +57,8 @@ struct vm {
 
 	/* The broker channel: what the guest said while no crash was open. */
 	struct crash_panic_copy *pending_panic;
+	bool pending_salvaged;          /* it was left in the mailbox before this start */
+	sd_event_source *salvage_timer; /* vm_chan_salvage_later(): its grace is over */
 	struct chan_timing pending_timing;
 	bool have_pending_timing;
 	uint64_t panic_session;         /* the session of the last panic record */
@@ -106,5 +108,14 @@ void vm_chan_closed(struct vm *vm);
 void vm_chan_flush(struct vm *vm);
 /* Whether the crashed session would be known if a crash opened now. */
 bool vm_chan_knows_session(const struct vm *vm);
+/*
+ * At attach, a panic record salvaged at start and a VM not held: true when
+ * it waits for its grace (the pvpanic event of that very panic may still
+ * come), then goes to vm_reconcile_salvaged(); false: reconcile it now.
+ */
+bool vm_chan_salvage_later(struct vm *vm);
+
+/* vm.c: attach's reconciliation again, for a salvaged record whose grace is over. */
+void vm_reconcile_salvaged(struct vm *vm);
 
 #endif

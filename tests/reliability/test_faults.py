@@ -239,6 +239,42 @@ def test_late_panic_record_of_a_closed_crash_not_recorded_again(work, peers, fak
     d.stop()
 
 
+def test_salvaged_record_then_its_own_pvpanic_is_one_crash(work, peers, fakeguest):
+    """The daemon dies while a guest is in its panic tier; the next one
+    salvages the panic record at start, and that panic's pvpanic event comes
+    only after (the guest's UNLOAD wait, then pvpanic): one crash, with the
+    record. Without a pvpanic event, the salvaged record is recorded on its
+    own once its grace is over. (Found by the kill -9 campaign: two records
+    for one panic.)"""
+    mbox = os.path.join(work, "b.mbox")
+    b = peers.add("b", os.path.join(work, "b.qmp"))
+    specs = [f"b,qmp={b.path},mailbox={mbox},snapshot=never"]
+    d = Daemon(work, specs).start()
+    peers.wait_attached()
+    for round_, event in enumerate(("GUEST_CRASHLOADED", None)):
+        before = {r["id"] for r in records(d.spool)}
+        d.kill()
+        msg = f"Kernel panic - not syncing: in the tier {round_}"
+        p = subprocess.run([fakeguest, mbox, "panic", msg], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        d = Daemon(work, specs).start()
+        d.wait_log(r"VM b: mailbox: panic record of session \S+ seq \d+ \(salvaged", 15)
+        peers.wait_attached()
+        if event:
+            time.sleep(0.3)
+            b.emit(event, {"action": "run"})
+            b.emit("RESET", {"guest": True, "reason": "guest-reset"})
+        wait_until(lambda: len({r["id"] for r in records(d.spool)} - before) >= 1,
+                   "the crash", 15)
+        time.sleep(3)       # past the grace: nothing more comes
+        new = [r for r in records(d.spool) if r["id"] not in before]
+        assert len(new) == 1, [(r["id"], r["event"]) for r in new]
+        assert new[0]["panic"]["message"] == msg, new[0]["panic"]
+        assert new[0]["event"] == (event or "PANIC_RECORD"), new[0]["event"]
+    d.stop()
+
+
 def test_stage_left_by_a_dead_daemon_is_swept(work, peers):
     """A daemon killed while publishing a crash leaves crashes/.new-<id>/ (a
     hidden stage, never visible as a crash); the next daemon removes it."""
